@@ -1,0 +1,194 @@
+//! The command line: clap definitions and thin command implementations.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use crate::policy::{Award, Decision, Evaluator, Outcome, PayeeKind, Registry, Status, Student};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "eligo",
+    version,
+    about = "Eligibility rules engine for scholarships and tuition waivers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate one student record (a JSON file, or - for stdin) against the policies.
+    Check {
+        #[arg(long)]
+        student: PathBuf,
+        /// Only these policies (repeatable); default: every policy in effect.
+        #[arg(long = "policy")]
+        policies: Vec<String>,
+        /// Evaluation date, YYYY-MM-DD; default: today (UTC).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long, env = "ELIGO_RULES_DIR", default_value = "rules")]
+        rules: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every policy's test cases; exits non-zero when one fails.
+    Test {
+        #[arg(env = "ELIGO_RULES_DIR", default_value = "rules")]
+        dir: PathBuf,
+    },
+    /// Write a synthetic cohort of student records as NDJSON to stdout.
+    GenStudents {
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn today() -> NaiveDate {
+    chrono::Utc::now().date_naive()
+}
+
+pub fn check(
+    student: &PathBuf,
+    policies: &[String],
+    as_of: Option<NaiveDate>,
+    rules: &PathBuf,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = if student.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        s
+    } else {
+        std::fs::read_to_string(student)
+            .with_context(|| format!("cannot read {}", student.display()))?
+    };
+    let record = Student::from_json(&text)
+        .map_err(|e| anyhow::anyhow!("{}: invalid student record: {e}", student.display()))?;
+    let registry = Registry::load_dir(rules)?;
+    for id in policies {
+        if !registry.contains(id) {
+            bail!("no policy {id:?} in {}", rules.display());
+        }
+    }
+    let as_of = as_of.unwrap_or_else(today);
+    let mut evaluator = Evaluator::default();
+    let prepared = crate::policy::Prepared::new(record.clone());
+    let decisions: Vec<Decision> = registry
+        .all_in_effect(as_of)
+        .filter(|v| policies.is_empty() || policies.contains(&v.meta.id))
+        .map(|v| evaluator.evaluate(v, &prepared, as_of))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &decisions)?;
+        writeln!(out)?;
+    } else {
+        write!(
+            out,
+            "{}",
+            render_table(&record.student_id, as_of, &decisions)
+        )?;
+    }
+    Ok(())
+}
+
+/// Describes an award for people: "$500.00 scholarship", "3 credit hours waived at ivcc".
+pub fn describe_award(award: &Award) -> String {
+    match award {
+        Award::Scholarship { amount_cents } => format!(
+            "${}.{:02} scholarship",
+            amount_cents / 100,
+            amount_cents % 100
+        ),
+        Award::TuitionWaiver {
+            credit_hours,
+            institution_id,
+        } => format!("{credit_hours} credit hours waived at {institution_id}"),
+    }
+}
+
+/// A counselor-readable table of decisions.
+pub fn render_table(student_id: &str, as_of: NaiveDate, decisions: &[Decision]) -> String {
+    let mut s = format!("Student {student_id}, as of {as_of}\n");
+    if decisions.is_empty() {
+        s.push_str("No policy is in effect on that date.\n");
+    }
+    for d in decisions {
+        let payee = match &d.payee {
+            Some(p) if p.kind == PayeeKind::Institution => format!(
+                ", paid to {}",
+                p.institution_id.as_deref().unwrap_or("the institution")
+            ),
+            Some(_) => ", paid to the student".to_string(),
+            None => String::new(),
+        };
+        s.push_str(&format!(
+            "\n{:<11} {} v{} ({}){}\n",
+            d.outcome.as_str().to_uppercase(),
+            d.policy_id,
+            d.version,
+            describe_award(&d.award),
+            payee
+        ));
+        for r in &d.reasons {
+            let mark = match r.status {
+                Status::Passed => "[pass]",
+                Status::Failed => "[fail]",
+                Status::Unknown => "[ ?? ]",
+            };
+            s.push_str(&format!("  {mark} {:<24} {}\n", r.code, r.message));
+        }
+        for m in &d.missing {
+            let fields = if m.fields.is_empty() {
+                String::new()
+            } else {
+                format!(" (record lacks: {})", m.fields.join(", "))
+            };
+            s.push_str(&format!("  missing: {}{fields}\n", m.message));
+        }
+        if d.outcome == Outcome::Error {
+            s.push_str(&format!(
+                "  error: {}\n",
+                d.error.as_deref().unwrap_or("unknown error")
+            ));
+        }
+    }
+    s
+}
+
+pub fn test(dir: &PathBuf) -> anyhow::Result<bool> {
+    let registry = Registry::load_dir(dir)?;
+    let mut evaluator = Evaluator::default();
+    let results = crate::policy::tests::run_all(&registry, &mut evaluator);
+    let mut out = std::io::stdout().lock();
+    for r in &results {
+        writeln!(out, "{r}")?;
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    writeln!(
+        out,
+        "policy tests: {} passed, {} failed",
+        results.len() - failed,
+        failed
+    )?;
+    Ok(failed == 0)
+}
+
+pub fn gen_students(count: u64, seed: u64) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for record in crate::cohort::generate(count, seed) {
+        serde_json::to_writer(&mut out, &record)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,544 @@
+//! Builds the rhai engine policies run in: resource limits, and the native helpers scripts call.
+//!
+//! The record is handed to scripts as a registered native type (`Student`) with getters and
+//! helper methods, not converted into rhai maps: a decision then costs a few native calls instead
+//! of a tree of allocations. Helpers answer with a `Check`, a three-valued result (passed, failed,
+//! unknown) that remembers which record fields would settle an unknown.
+
+use std::rc::Rc;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Position};
+
+use super::decision::{Missing, Payee, PayeeKind, Reason, Status};
+use super::registry::PolicyMeta;
+use super::student::{EndorsementArea, EndorsementStatus, PostsecondaryStatus, Student};
+
+/// Resource limits applied to every engine. Always on: a script can never hurt the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Operations one evaluation may perform (a seed policy uses a few hundred).
+    pub max_operations: u64,
+    /// Nesting of function calls.
+    pub max_call_levels: usize,
+    /// Nesting of expressions, at top level and inside functions.
+    pub max_expr_depth: usize,
+    pub max_function_expr_depth: usize,
+    /// Bytes in one string, items in one array or map built by a script.
+    pub max_string_size: usize,
+    pub max_array_size: usize,
+    pub max_map_size: usize,
+    /// Variables alive at once, and functions one script may define.
+    pub max_variables: usize,
+    pub max_functions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_operations: 100_000,
+            max_call_levels: 32,
+            max_expr_depth: 64,
+            max_function_expr_depth: 32,
+            max_string_size: 16 * 1024,
+            max_array_size: 1_000,
+            max_map_size: 500,
+            max_variables: 200,
+            max_functions: 64,
+        }
+    }
+}
+
+/// The record as scripts see it: shared, never copied per policy.
+#[derive(Debug, Clone)]
+pub struct StudentRef(pub Rc<Student>);
+
+/// The evaluation context: `ctx.as_of` (`"YYYY-MM-DD"`) and `ctx.policy` (the metadata map).
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub as_of: ImmutableString,
+    pub meta: Rc<PolicyMeta>,
+}
+
+/// A three-valued criterion result, with a detail for the reason message and, when unknown,
+/// the record fields that would settle it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub status: Status,
+    pub detail: String,
+    pub fields: Vec<String>,
+}
+
+impl Check {
+    fn passed(detail: impl Into<String>) -> Self {
+        Self {
+            status: Status::Passed,
+            detail: detail.into(),
+            fields: Vec::new(),
+        }
+    }
+    fn failed(detail: impl Into<String>) -> Self {
+        Self {
+            status: Status::Failed,
+            detail: detail.into(),
+            fields: Vec::new(),
+        }
+    }
+    fn unknown(detail: impl Into<String>, field: &str) -> Self {
+        Self {
+            status: Status::Unknown,
+            detail: detail.into(),
+            fields: vec![field.to_string()],
+        }
+    }
+}
+
+/// The decision a script builds with `checks()` and returns from `evaluate`.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub reasons: Vec<Reason>,
+    pub missing: Vec<Missing>,
+    pub payee: Option<Payee>,
+}
+
+impl Checks {
+    fn require(&mut self, code: &str, check: Check, message: &str, missing: &str) {
+        let message = if check.detail.is_empty() {
+            message.to_string()
+        } else {
+            format!("{message}: {}", check.detail)
+        };
+        if check.status != Status::Passed {
+            self.missing.push(Missing {
+                code: code.to_string(),
+                message: missing.to_string(),
+                fields: check.fields.clone(),
+            });
+        }
+        self.reasons.push(Reason {
+            code: code.to_string(),
+            status: check.status,
+            message,
+            fields: check.fields,
+        });
+    }
+
+    fn all_passed(&self) -> bool {
+        self.reasons.iter().all(|r| r.status == Status::Passed)
+    }
+}
+
+fn script_error(message: impl Into<String>) -> Box<EvalAltResult> {
+    Box::new(EvalAltResult::ErrorRuntime(
+        Dynamic::from(message.into()),
+        Position::NONE,
+    ))
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, Box<EvalAltResult>> {
+    NaiveDate::from_str(text)
+        .map_err(|_| script_error(format!("{text:?} is not a YYYY-MM-DD date")))
+}
+
+fn strings(list: &Array, what: &str) -> Result<Vec<ImmutableString>, Box<EvalAltResult>> {
+    list.iter()
+        .map(|d| {
+            d.clone()
+                .into_immutable_string()
+                .map_err(|t| script_error(format!("{what} must be strings, found {t}")))
+        })
+        .collect()
+}
+
+fn opt_str(value: Option<&str>) -> Dynamic {
+    value.map_or(Dynamic::UNIT, |v| Dynamic::from(v.to_string()))
+}
+
+// ---- helpers on the record -------------------------------------------------------------------
+
+fn endorsement_earned_any(
+    s: &StudentRef,
+    areas: &[ImmutableString],
+) -> Result<Check, Box<EvalAltResult>> {
+    let mut wanted = Vec::with_capacity(areas.len());
+    for a in areas {
+        wanted.push(
+            EndorsementArea::parse(a)
+                .ok_or_else(|| script_error(format!("{a:?} is not an endorsement area")))?,
+        );
+    }
+    let names = || {
+        wanted
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
+    let Some(list) = &s.0.endorsements else {
+        return Ok(Check::unknown("no endorsements on record", "endorsements"));
+    };
+    let mut in_progress = None;
+    for e in list.iter().filter(|e| wanted.contains(&e.area)) {
+        match e.status {
+            EndorsementStatus::Earned => {
+                let on = e.earned_on.map(|d| format!(" on {d}")).unwrap_or_default();
+                return Ok(Check::passed(format!("earned {}{on}", e.area.as_str())));
+            }
+            EndorsementStatus::InProgress => in_progress = Some(e.area),
+        }
+    }
+    Ok(match in_progress {
+        Some(area) => Check::failed(format!("{} is still in progress", area.as_str())),
+        None => Check::failed(format!("no {} endorsement", names())),
+    })
+}
+
+fn graduated_by(s: &StudentRef, date: &str) -> Result<Check, Box<EvalAltResult>> {
+    let by = parse_date(date)?;
+    Ok(match s.0.graduation_date {
+        None => Check::unknown("graduation date not on record", "graduation_date"),
+        Some(g) if g <= by => Check::passed(format!("graduated {g}")),
+        Some(g) => Check::failed(format!("graduates {g}, after {by}")),
+    })
+}
+
+fn college_status(
+    s: &StudentRef,
+    institution: Option<&str>,
+    statuses: &Array,
+) -> Result<Check, Box<EvalAltResult>> {
+    let wanted = strings(statuses, "college statuses")?;
+    for w in &wanted {
+        if !["applied", "admitted", "enrolled"].contains(&w.as_str()) {
+            return Err(script_error(format!("{w:?} is not a postsecondary status")));
+        }
+    }
+    let listed = wanted
+        .iter()
+        .map(|w| w.as_str())
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let Some(p) = &s.0.postsecondary else {
+        return Ok(Check::unknown(
+            "no college plans on record",
+            "postsecondary",
+        ));
+    };
+    let Some(status) = p.status else {
+        return Ok(Check::unknown(
+            "college status not on record",
+            "postsecondary.status",
+        ));
+    };
+    let at = p
+        .institution_id
+        .as_deref()
+        .map(|i| format!(" at {i}"))
+        .unwrap_or_default();
+    let status_ok = wanted.iter().any(|w| w.as_str() == status.as_str());
+    if !status_ok {
+        return Ok(Check::failed(format!(
+            "{}{at}, not {listed}",
+            status.as_str()
+        )));
+    }
+    match (institution, p.institution_id.as_deref()) {
+        (None, _) => Ok(Check::passed(format!("{}{at}", status.as_str()))),
+        (Some(_), None) => Ok(Check::unknown(
+            format!("{} at an institution not on record", status.as_str()),
+            "postsecondary.institution_id",
+        )),
+        (Some(want), Some(have)) if want == have => {
+            Ok(Check::passed(format!("{} at {have}", status.as_str())))
+        }
+        (Some(want), Some(have)) => Ok(Check::failed(format!(
+            "{} at {have}, not {want}",
+            status.as_str()
+        ))),
+    }
+}
+
+fn local_job_offer(s: &StudentRef, prefixes: &Array) -> Result<Check, Box<EvalAltResult>> {
+    let prefixes = strings(prefixes, "NAICS prefixes")?;
+    let sector = prefixes
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join("/");
+    let Some(offers) = &s.0.job_offers else {
+        return Ok(Check::unknown("no job offers on record", "job_offers"));
+    };
+    let mut unknown_field = None;
+    let mut seen = Vec::new();
+    for (i, o) in offers.iter().enumerate() {
+        let in_sector = o
+            .naics
+            .as_deref()
+            .map(|code| prefixes.iter().any(|p| code.starts_with(p.as_str())));
+        let who = o.employer.as_deref().unwrap_or("an employer");
+        match (in_sector, o.local) {
+            (Some(true), Some(true)) => {
+                let code = o.naics.as_deref().unwrap_or_default();
+                return Ok(Check::passed(format!(
+                    "local offer from {who} (NAICS {code})"
+                )));
+            }
+            (Some(false), _) | (_, Some(false)) => seen.push(who.to_string()),
+            (None, _) => unknown_field = Some(format!("job_offers[{i}].naics")),
+            (Some(true), None) => unknown_field = Some(format!("job_offers[{i}].local")),
+        }
+    }
+    if let Some(field) = unknown_field {
+        return Ok(Check::unknown(
+            format!("an offer lacks its NAICS code or locality ({field})"),
+            &field,
+        ));
+    }
+    Ok(if seen.is_empty() {
+        Check::failed("no job offers")
+    } else {
+        Check::failed(format!(
+            "no local offer in NAICS {sector} (offers from {})",
+            seen.join(", ")
+        ))
+    })
+}
+
+fn early_college_hours(s: &StudentRef, subject: Option<&str>) -> Dynamic {
+    match &s.0.early_college_credits {
+        None => Dynamic::UNIT,
+        Some(list) => Dynamic::from_float(
+            list.iter()
+                .filter(|c| subject.is_none_or(|w| c.subject.as_deref() == Some(w)))
+                .map(|c| c.credit_hours)
+                .sum(),
+        ),
+    }
+}
+
+fn work_based_hours(s: &StudentRef, kind: Option<&str>) -> Dynamic {
+    match &s.0.work_based_learning {
+        None => Dynamic::UNIT,
+        Some(list) => Dynamic::from_float(
+            list.iter()
+                .filter(|w| kind.is_none_or(|k| w.kind.as_str() == k))
+                .filter_map(|w| w.hours)
+                .sum(),
+        ),
+    }
+}
+
+fn at_least(value: Dynamic, min: f64, field: &str) -> Result<Check, Box<EvalAltResult>> {
+    if value.is_unit() {
+        return Ok(Check::unknown(format!("{field} not on record"), field));
+    }
+    let v = value
+        .as_float()
+        .or_else(|_| value.as_int().map(|i| i as f64))
+        .map_err(|t| script_error(format!("at_least needs a number, found {t}")))?;
+    Ok(if v >= min {
+        Check::passed(format!("{v} (at least {min})"))
+    } else {
+        Check::failed(format!("{v}, needs at least {min}"))
+    })
+}
+
+fn combine(a: Check, b: Check, any: bool) -> Check {
+    let (win, lose) = if any {
+        (Status::Passed, Status::Failed)
+    } else {
+        (Status::Failed, Status::Passed)
+    };
+    let status = if a.status == win || b.status == win {
+        win
+    } else if a.status == lose && b.status == lose {
+        lose
+    } else {
+        Status::Unknown
+    };
+    let mut fields = a.fields;
+    if status == Status::Unknown {
+        fields.extend(b.fields);
+    } else {
+        fields.clear();
+    }
+    Check {
+        status,
+        detail: format!("{}; {}", a.detail, b.detail),
+        fields,
+    }
+}
+
+fn tri_state(value: Dynamic, what: &str) -> Result<Check, Box<EvalAltResult>> {
+    if value.is_unit() {
+        return Ok(Check::unknown(format!("{what} not on record"), what));
+    }
+    if let Ok(b) = value.as_bool() {
+        return Ok(if b {
+            Check::passed("")
+        } else {
+            Check::failed("")
+        });
+    }
+    value
+        .try_cast::<Check>()
+        .ok_or_else(|| script_error(format!("require({what:?}, ..) needs a check, a bool or ()")))
+}
+
+/// Builds an engine with the limits on and the helpers registered. Costly (~250 µs): build one
+/// per thread and reuse it.
+pub fn build_engine(limits: &Limits) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(limits.max_operations)
+        .set_max_call_levels(limits.max_call_levels)
+        .set_max_expr_depths(limits.max_expr_depth, limits.max_function_expr_depth)
+        .set_max_string_size(limits.max_string_size)
+        .set_max_array_size(limits.max_array_size)
+        .set_max_map_size(limits.max_map_size)
+        .set_max_variables(limits.max_variables)
+        .set_max_functions(limits.max_functions)
+        .set_max_modules(0)
+        .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new())
+        .set_strict_variables(true)
+        .set_fail_on_invalid_map_property(true)
+        .on_print(|_| {})
+        .on_debug(|_, _, _| {});
+    engine.disable_symbol("eval");
+
+    engine
+        .register_type_with_name::<StudentRef>("Student")
+        .register_get("student_id", |s: &mut StudentRef| s.0.student_id.clone())
+        .register_get("school_id", |s: &mut StudentRef| {
+            opt_str(s.0.school_id.as_deref())
+        })
+        .register_get("graduation_date", |s: &mut StudentRef| {
+            s.0.graduation_date
+                .map_or(Dynamic::UNIT, |d| Dynamic::from(d.to_string()))
+        })
+        .register_get("payee_preference", |s: &mut StudentRef| {
+            s.0.payee_preference.map_or(Dynamic::UNIT, |p| {
+                Dynamic::from(match p {
+                    super::student::PayeePreference::Student => "student",
+                    super::student::PayeePreference::Institution => "institution",
+                })
+            })
+        })
+        .register_get("college", |s: &mut StudentRef| {
+            opt_str(
+                s.0.postsecondary
+                    .as_ref()
+                    .and_then(|p| p.institution_id.as_deref()),
+            )
+        })
+        .register_get("college_status", |s: &mut StudentRef| {
+            opt_str(
+                s.0.postsecondary
+                    .as_ref()
+                    .and_then(|p| p.status)
+                    .map(PostsecondaryStatus::as_str),
+            )
+        })
+        .register_fn("attribute", |s: &mut StudentRef, key: &str| {
+            s.0.attributes
+                .get(key)
+                .and_then(|v| rhai::serde::to_dynamic(v).ok())
+                .unwrap_or(Dynamic::UNIT)
+        })
+        .register_fn(
+            "endorsement_earned",
+            |s: &mut StudentRef, area: ImmutableString| endorsement_earned_any(s, &[area]),
+        )
+        .register_fn("endorsement_earned", |s: &mut StudentRef, areas: Array| {
+            endorsement_earned_any(s, &strings(&areas, "endorsement areas")?)
+        })
+        .register_fn("graduated_by", |s: &mut StudentRef, date: &str| {
+            graduated_by(s, date)
+        })
+        .register_fn(
+            "college_status_in",
+            |s: &mut StudentRef, statuses: Array| college_status(s, None, &statuses),
+        )
+        .register_fn(
+            "attending",
+            |s: &mut StudentRef, inst: &str, statuses: Array| {
+                college_status(s, Some(inst), &statuses)
+            },
+        )
+        .register_fn("local_job_offer", |s: &mut StudentRef, prefixes: Array| {
+            local_job_offer(s, &prefixes)
+        })
+        .register_fn("early_college_hours", |s: &mut StudentRef| {
+            early_college_hours(s, None)
+        })
+        .register_fn(
+            "early_college_hours",
+            |s: &mut StudentRef, subject: &str| early_college_hours(s, Some(subject)),
+        )
+        .register_fn("work_based_hours", |s: &mut StudentRef| {
+            work_based_hours(s, None)
+        })
+        .register_fn("work_based_hours", |s: &mut StudentRef, kind: &str| {
+            work_based_hours(s, Some(kind))
+        })
+        .register_fn("at_least", |v: Dynamic, min: f64, field: &str| {
+            at_least(v, min, field)
+        })
+        .register_fn("at_least", |v: Dynamic, min: i64, field: &str| {
+            at_least(v, min as f64, field)
+        });
+
+    engine
+        .register_type_with_name::<Context>("Context")
+        .register_get("as_of", |c: &mut Context| c.as_of.clone())
+        .register_get("policy", |c: &mut Context| {
+            rhai::serde::to_dynamic(&*c.meta).unwrap_or(Dynamic::UNIT)
+        });
+
+    engine
+        .register_type_with_name::<Check>("Check")
+        .register_get("passed", |c: &mut Check| c.status == Status::Passed)
+        .register_get("failed", |c: &mut Check| c.status == Status::Failed)
+        .register_get("unknown", |c: &mut Check| c.status == Status::Unknown)
+        .register_get("status", |c: &mut Check| c.status.as_str())
+        .register_get("detail", |c: &mut Check| c.detail.clone())
+        .register_fn("either", |a: Check, b: Check| combine(a, b, true))
+        .register_fn("both", |a: Check, b: Check| combine(a, b, false))
+        .register_fn(
+            "days_between",
+            |a: &str, b: &str| -> Result<i64, Box<EvalAltResult>> {
+                Ok((parse_date(b)? - parse_date(a)?).num_days())
+            },
+        )
+        .register_fn("to_string", |c: &mut Check| {
+            format!("{}: {}", c.status.as_str(), c.detail)
+        });
+
+    engine
+        .register_type_with_name::<Checks>("Checks")
+        .register_fn("checks", Checks::default)
+        .register_get("eligible", |c: &mut Checks| c.all_passed())
+        .register_fn(
+            "require",
+            |c: &mut Checks, code: &str, v: Dynamic, message: &str, missing: &str| {
+                let check = tri_state(v, code)?;
+                c.require(code, check, message, missing);
+                Ok::<_, Box<EvalAltResult>>(())
+            },
+        )
+        .register_fn("pay_to_student", |c: &mut Checks| {
+            c.payee = Some(Payee {
+                kind: PayeeKind::Student,
+                institution_id: None,
+            });
+        })
+        .register_fn("pay_to_institution", |c: &mut Checks, id: &str| {
+            c.payee = Some(Payee {
+                kind: PayeeKind::Institution,
+                institution_id: Some(id.to_string()),
+            });
+        });
+
+    engine
+}

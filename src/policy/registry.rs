@@ -1,0 +1,450 @@
+//! Loads policy scripts, reads and validates their metadata, hashes their source, and picks the
+//! version in effect on a date.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use rhai::{CallFnOptions, Dynamic, Engine, Scope, AST};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use super::decision::Award;
+use super::engine::{build_engine, Limits};
+use super::tests::TestSuite;
+use super::PolicyError;
+
+/// What `fn policy()` returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyMeta {
+    /// Lower-case letters, digits and dashes; stable across versions.
+    pub id: String,
+    /// A positive integer; a published version never changes.
+    pub version: u32,
+    pub title: String,
+    pub sponsor: String,
+    pub award: Award,
+    #[schema(value_type = String, format = Date)]
+    pub effective_from: NaiveDate,
+    /// Exclusive: the version is in effect on dates before this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub effective_to: Option<NaiveDate>,
+    #[serde(default = "default_true")]
+    pub once_per_student: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl PolicyMeta {
+    /// Whether this version is in effect on `date`.
+    pub fn in_effect(&self, date: NaiveDate) -> bool {
+        self.effective_from <= date && self.effective_to.is_none_or(|to| date < to)
+    }
+
+    fn overlaps(&self, other: &PolicyMeta) -> bool {
+        let starts_before_other_ends = other.effective_to.is_none_or(|to| self.effective_from < to);
+        let other_starts_before_self_ends =
+            self.effective_to.is_none_or(|to| other.effective_from < to);
+        starts_before_other_ends && other_starts_before_self_ends
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let id_ok = !self.id.is_empty()
+            && self.id.len() <= 64
+            && self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !id_ok {
+            return Err(format!(
+                "id {:?} must be 1-64 lower-case letters, digits or dashes",
+                self.id
+            ));
+        }
+        if self.version == 0 {
+            return Err("version must be a positive integer".into());
+        }
+        if self.title.trim().is_empty() {
+            return Err("title must not be empty".into());
+        }
+        if self.sponsor.trim().is_empty() {
+            return Err("sponsor must not be empty".into());
+        }
+        match &self.award {
+            Award::Scholarship { amount_cents } if *amount_cents <= 0 => {
+                return Err("award.amount_cents must be a positive number of cents".into())
+            }
+            Award::TuitionWaiver {
+                credit_hours,
+                institution_id,
+            } => {
+                if !credit_hours.is_finite() || *credit_hours <= 0.0 {
+                    return Err("award.credit_hours must be positive".into());
+                }
+                if !super::student::is_valid_id(institution_id) {
+                    return Err("award.institution_id must be a valid id".into());
+                }
+            }
+            Award::Scholarship { .. } => {}
+        }
+        if let Some(to) = self.effective_to {
+            if to <= self.effective_from {
+                return Err(format!(
+                    "effective_to {to} must be after effective_from {}",
+                    self.effective_from
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One immutable policy version: its metadata, source and the SHA-256 of the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyVersion {
+    pub meta: PolicyMeta,
+    pub source: Arc<str>,
+    /// Lower-case hex SHA-256 of `source`.
+    pub hash: String,
+    /// Where it came from: a file path or another label.
+    pub origin: String,
+}
+
+/// SHA-256 of a policy's source, lower-case hex.
+pub fn source_hash(source: &str) -> String {
+    hex::encode(Sha256::digest(source.as_bytes()))
+}
+
+/// Compiles a script and checks that it defines `policy()` and `evaluate(student, ctx)`.
+pub fn compile(engine: &Engine, source: &str, origin: &str) -> Result<AST, PolicyError> {
+    let ast = engine.compile(source).map_err(|e| PolicyError::Compile {
+        origin: origin.to_string(),
+        line: e.1.line(),
+        column: e.1.position(),
+        message: e.0.to_string(),
+    })?;
+    let has = |name: &str, params: usize| {
+        ast.iter_functions()
+            .any(|f| f.name == name && f.params.len() == params)
+    };
+    if !has("policy", 0) {
+        return Err(PolicyError::Metadata {
+            origin: origin.to_string(),
+            message: "the script must define fn policy() returning its metadata".into(),
+        });
+    }
+    if !has("evaluate", 2) {
+        return Err(PolicyError::Metadata {
+            origin: origin.to_string(),
+            message: "the script must define fn evaluate(student, ctx)".into(),
+        });
+    }
+    Ok(ast)
+}
+
+/// Compiles a policy source, reads and validates its metadata.
+pub fn load_version(
+    engine: &Engine,
+    source: &str,
+    origin: &str,
+) -> Result<PolicyVersion, PolicyError> {
+    let ast = compile(engine, source, origin)?;
+    let meta_err = |message: String| PolicyError::Metadata {
+        origin: origin.to_string(),
+        message,
+    };
+    let value: Dynamic = engine
+        .call_fn_with_options(
+            CallFnOptions::new().eval_ast(false),
+            &mut Scope::new(),
+            &ast,
+            "policy",
+            (),
+        )
+        .map_err(|e| meta_err(format!("fn policy() failed: {e}")))?;
+    let meta: PolicyMeta = rhai::serde::from_dynamic(&value)
+        .map_err(|e| meta_err(format!("fn policy() returned bad metadata: {e}")))?;
+    meta.validate().map_err(meta_err)?;
+    Ok(PolicyVersion {
+        meta,
+        source: Arc::from(source),
+        hash: source_hash(source),
+        origin: origin.to_string(),
+    })
+}
+
+/// Every known policy version, and the test cases that came with them.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// Sorted by id, then effective_from.
+    versions: Vec<Arc<PolicyVersion>>,
+    suites: Vec<TestSuite>,
+}
+
+impl Registry {
+    /// Loads every `*.rhai` (policies) and `*.tests.json` (test cases) in `dir`.
+    pub fn load_dir(dir: impl AsRef<Path>) -> Result<Self, PolicyError> {
+        let dir = dir.as_ref();
+        let io = |path: &Path, e: std::io::Error| PolicyError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| io(dir, e))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        paths.sort();
+        let engine = build_engine(&Limits::default());
+        let mut versions = Vec::new();
+        let mut suites = Vec::new();
+        for path in paths {
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if name.ends_with(".rhai") {
+                let source = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+                versions.push(load_version(&engine, &source, &path.display().to_string())?);
+            } else if name.ends_with(".tests.json") {
+                let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+                suites.push(TestSuite::parse(&text, &path.display().to_string())?);
+            }
+        }
+        Self::new(versions, suites)
+    }
+
+    /// Builds a registry, refusing two sources for one (id, version) and overlapping periods.
+    pub fn new(versions: Vec<PolicyVersion>, suites: Vec<TestSuite>) -> Result<Self, PolicyError> {
+        let mut by_id: BTreeMap<String, Vec<PolicyVersion>> = BTreeMap::new();
+        for v in versions {
+            by_id.entry(v.meta.id.clone()).or_default().push(v);
+        }
+        let mut all = Vec::new();
+        for (id, mut list) in by_id {
+            list.sort_by_key(|v| (v.meta.effective_from, v.meta.version));
+            for (i, a) in list.iter().enumerate() {
+                for b in &list[i + 1..] {
+                    if a.meta.version == b.meta.version {
+                        return Err(PolicyError::Conflict(if a.hash == b.hash {
+                            format!(
+                                "{id} version {} is defined twice ({} and {})",
+                                a.meta.version, a.origin, b.origin
+                            )
+                        } else {
+                            format!(
+                                "{id} version {} has two different sources ({} and {}); \
+                                 a published version never changes: give the new source a new version number",
+                                a.meta.version, a.origin, b.origin
+                            )
+                        }));
+                    }
+                    if a.meta.overlaps(&b.meta) {
+                        return Err(PolicyError::Conflict(format!(
+                            "{id} versions {} ({}) and {} ({}) have overlapping effective periods",
+                            a.meta.version, a.origin, b.meta.version, b.origin
+                        )));
+                    }
+                }
+            }
+            all.extend(list.into_iter().map(Arc::new));
+        }
+        Ok(Self {
+            versions: all,
+            suites,
+        })
+    }
+
+    /// Every version, sorted by id then effective date.
+    pub fn versions(&self) -> &[Arc<PolicyVersion>] {
+        &self.versions
+    }
+
+    /// The test suites loaded with the policies.
+    pub fn suites(&self) -> &[TestSuite] {
+        &self.suites
+    }
+
+    /// Policy ids, sorted, each once.
+    pub fn ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.versions.iter().map(|v| v.meta.id.as_str()).collect();
+        ids.dedup();
+        ids
+    }
+
+    pub fn versions_of<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<PolicyVersion>> + 'a {
+        self.versions.iter().filter(move |v| v.meta.id == id)
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.versions.iter().any(|v| v.meta.id == id)
+    }
+
+    /// The version of `id` in effect on `as_of`, if any.
+    pub fn in_effect(&self, id: &str, as_of: NaiveDate) -> Option<&Arc<PolicyVersion>> {
+        self.versions
+            .iter()
+            .find(|v| v.meta.id == id && v.meta.in_effect(as_of))
+    }
+
+    /// One version per policy id in effect on `as_of`.
+    pub fn all_in_effect(&self, as_of: NaiveDate) -> impl Iterator<Item = &Arc<PolicyVersion>> {
+        self.versions
+            .iter()
+            .filter(move |v| v.meta.in_effect(as_of))
+    }
+
+    /// A version by id and number.
+    pub fn version(&self, id: &str, version: u32) -> Option<&Arc<PolicyVersion>> {
+        self.versions
+            .iter()
+            .find(|v| v.meta.id == id && v.meta.version == version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn script(
+        id: &str,
+        version: u32,
+        from: &str,
+        to: Option<&str>,
+        body: &str,
+    ) -> String {
+        let to = to
+            .map(|t| format!("effective_to: \"{t}\","))
+            .unwrap_or_default();
+        format!(
+            r#"fn policy() {{ #{{ id: "{id}", version: {version}, title: "T", sponsor: "S",
+                award: #{{ kind: "scholarship", amount_cents: 100 }},
+                effective_from: "{from}", {to} }} }}
+               fn evaluate(s, ctx) {{ {body} }}"#
+        )
+    }
+
+    fn load(src: &str) -> Result<PolicyVersion, PolicyError> {
+        load_version(&build_engine(&Limits::default()), src, "test")
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn reads_metadata_and_hashes_source() {
+        let src = script("p", 1, "2024-01-01", None, "checks()");
+        let v = load(&src).unwrap();
+        assert_eq!(v.meta.id, "p");
+        assert_eq!(v.meta.version, 1);
+        assert!(v.meta.once_per_student);
+        assert_eq!(v.hash, source_hash(&src));
+        assert_eq!(v.hash.len(), 64);
+        assert_ne!(v.hash, source_hash(&format!("{src} ")));
+    }
+
+    #[test]
+    fn reports_compile_errors_with_line_and_column() {
+        let err =
+            load("fn policy() { #{ id: \"x\" }\n fn evaluate(s, ctx) { let = ; }").unwrap_err();
+        match err {
+            PolicyError::Compile { line, column, .. } => {
+                assert!(line.is_some());
+                assert!(column.is_some());
+            }
+            other => panic!("expected a compile error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn refuses_missing_functions_and_bad_metadata() {
+        assert!(matches!(
+            load("fn evaluate(s, ctx) { 1 }"),
+            Err(PolicyError::Metadata { .. })
+        ));
+        assert!(matches!(
+            load("fn policy() { #{} }"),
+            Err(PolicyError::Metadata { .. })
+        ));
+        let bad_id = script("Bad Id", 1, "2024-01-01", None, "1");
+        assert!(load(&bad_id).unwrap_err().to_string().contains("id"));
+        let backwards = script("p", 1, "2024-01-01", Some("2023-01-01"), "1");
+        assert!(load(&backwards)
+            .unwrap_err()
+            .to_string()
+            .contains("effective_to"));
+        let zero = script("p", 0, "2024-01-01", None, "1");
+        assert!(load(&zero).unwrap_err().to_string().contains("version"));
+        let unknown_key = "fn policy() { #{ id: \"p\", version: 1, title: \"T\", sponsor: \"S\", \
+            award: #{ kind: \"scholarship\", amount_cents: 1 }, effective_from: \"2024-01-01\", colour: 1 } }
+            fn evaluate(s, ctx) { 1 }";
+        assert!(load(unknown_key)
+            .unwrap_err()
+            .to_string()
+            .contains("colour"));
+        let bad_date = script("p", 1, "2024-13-01", None, "1");
+        assert!(load(&bad_date).is_err());
+        let neg = script("p", 1, "2024-01-01", None, "1")
+            .replace("amount_cents: 100", "amount_cents: -5");
+        assert!(load(&neg).unwrap_err().to_string().contains("amount_cents"));
+    }
+
+    #[test]
+    fn picks_the_version_in_effect() {
+        let v1 = load(&script("p", 1, "2022-07-01", Some("2023-07-01"), "1")).unwrap();
+        let v2 = load(&script("p", 2, "2023-07-01", None, "2")).unwrap();
+        let r = Registry::new(vec![v2, v1], vec![]).unwrap();
+        assert!(r.in_effect("p", d("2022-06-30")).is_none());
+        assert_eq!(r.in_effect("p", d("2022-07-01")).unwrap().meta.version, 1);
+        assert_eq!(r.in_effect("p", d("2023-06-30")).unwrap().meta.version, 1);
+        assert_eq!(r.in_effect("p", d("2023-07-01")).unwrap().meta.version, 2);
+        assert_eq!(r.in_effect("p", d("2099-01-01")).unwrap().meta.version, 2);
+        assert!(r.in_effect("q", d("2024-01-01")).is_none());
+        assert_eq!(r.ids(), vec!["p"]);
+        assert_eq!(r.all_in_effect(d("2024-01-01")).count(), 1);
+    }
+
+    #[test]
+    fn refuses_same_version_with_different_source() {
+        let a = load(&script("p", 1, "2022-07-01", Some("2023-07-01"), "1")).unwrap();
+        let b = load(&script("p", 1, "2022-07-01", Some("2023-07-01"), "2")).unwrap();
+        let err = Registry::new(vec![a, b], vec![]).unwrap_err().to_string();
+        assert!(err.contains("new version number"), "{err}");
+    }
+
+    #[test]
+    fn refuses_overlapping_periods() {
+        let a = load(&script("p", 1, "2022-07-01", Some("2023-07-02"), "1")).unwrap();
+        let b = load(&script("p", 2, "2023-07-01", None, "2")).unwrap();
+        let err = Registry::new(vec![a, b], vec![]).unwrap_err().to_string();
+        assert!(err.contains("overlapping"), "{err}");
+        let open_a = load(&script("p", 1, "2022-07-01", None, "1")).unwrap();
+        let open_b = load(&script("p", 2, "2030-07-01", None, "2")).unwrap();
+        assert!(Registry::new(vec![open_a, open_b], vec![]).is_err());
+    }
+
+    #[test]
+    fn loads_the_seed_rules() {
+        let r = Registry::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")).unwrap();
+        assert_eq!(
+            r.ids(),
+            vec![
+                "ima-mett-scholarship",
+                "ivcc-ccpe-waiver",
+                "jjc-ccpe-waiver"
+            ]
+        );
+        assert_eq!(r.versions_of("ima-mett-scholarship").count(), 2);
+        assert!(!r.suites().is_empty());
+    }
+}

@@ -1,0 +1,576 @@
+//! The student record: parsed with serde, validated on parse, so nothing downstream sees bad data.
+//!
+//! Every optional part of the record is an `Option`: "absent" (we do not know) and "empty"
+//! (we know there is none) are different facts, and the helpers policies use keep them apart.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Limits on a record's size: a record is data about one student, never a payload.
+pub const MAX_LIST_ITEMS: usize = 200;
+pub const MAX_TEXT_CHARS: usize = 256;
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+/// Why a record was refused: the field path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RecordError {
+    /// Dotted path of the offending field (`endorsements[0].area`), empty for the whole record.
+    pub field: String,
+    /// A sentence naming the field and the problem.
+    pub message: String,
+    /// 1-based line and column of a JSON syntax error, when there is one.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+}
+
+impl RecordError {
+    fn field(field: impl Into<String>, problem: impl std::fmt::Display) -> Self {
+        let field = field.into();
+        Self {
+            message: format!("{field}: {problem}"),
+            field,
+            line: None,
+            column: None,
+        }
+    }
+}
+
+/// CCPE endorsement areas (Illinois identifiers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndorsementArea {
+    AgricultureFoodNaturalResources,
+    ArtsCommunications,
+    FinanceBusinessServices,
+    HealthSciencesTechnology,
+    HumanPublicServices,
+    InformationTechnology,
+    ManufacturingEngineeringTechnologyTrades,
+}
+
+impl EndorsementArea {
+    pub const ALL: [EndorsementArea; 7] = [
+        Self::AgricultureFoodNaturalResources,
+        Self::ArtsCommunications,
+        Self::FinanceBusinessServices,
+        Self::HealthSciencesTechnology,
+        Self::HumanPublicServices,
+        Self::InformationTechnology,
+        Self::ManufacturingEngineeringTechnologyTrades,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AgricultureFoodNaturalResources => "agriculture_food_natural_resources",
+            Self::ArtsCommunications => "arts_communications",
+            Self::FinanceBusinessServices => "finance_business_services",
+            Self::HealthSciencesTechnology => "health_sciences_technology",
+            Self::HumanPublicServices => "human_public_services",
+            Self::InformationTechnology => "information_technology",
+            Self::ManufacturingEngineeringTechnologyTrades => {
+                "manufacturing_engineering_technology_trades"
+            }
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndorsementStatus {
+    Earned,
+    InProgress,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostsecondaryStatus {
+    Applied,
+    Admitted,
+    Enrolled,
+}
+
+impl PostsecondaryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Admitted => "admitted",
+            Self::Enrolled => "enrolled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PayeePreference {
+    Student,
+    Institution,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkBasedLearningKind {
+    CareerExploration,
+    TeamBasedChallenge,
+    CareerDevelopmentExperience,
+    MicroInternship,
+    Internship,
+    Apprenticeship,
+}
+
+impl WorkBasedLearningKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::CareerExploration => "career_exploration",
+            Self::TeamBasedChallenge => "team_based_challenge",
+            Self::CareerDevelopmentExperience => "career_development_experience",
+            Self::MicroInternship => "micro_internship",
+            Self::Internship => "internship",
+            Self::Apprenticeship => "apprenticeship",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Endorsement {
+    pub area: EndorsementArea,
+    pub status: EndorsementStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub earned_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyCollegeCredit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub course: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    pub credit_hours: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkBasedLearning {
+    pub kind: WorkBasedLearningKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hours: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobOffer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employer: Option<String>,
+    /// NAICS code, 2 to 6 digits (manufacturing is 31-33).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naics: Option<String>,
+    /// Whether the employer is local. Absent means unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub offered_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Postsecondary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub institution_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<PostsecondaryStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Demographics {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub race_ethnicity: Option<Vec<String>>,
+}
+
+/// One student's record. Only `student_id` is required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Student {
+    /// 1-64 characters of `A-Za-z0-9._-`.
+    #[schema(example = "IL-000123")]
+    pub student_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub school_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub graduation_date: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsements: Option<Vec<Endorsement>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_college_credits: Option<Vec<EarlyCollegeCredit>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_based_learning: Option<Vec<WorkBasedLearning>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_offers: Option<Vec<JobOffer>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postsecondary: Option<Postsecondary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payee_preference: Option<PayeePreference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demographics: Option<Demographics>,
+    /// Free-form extras; policies may read them, validation does not interpret them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(value_type = Object)]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+/// Checks an identifier: 1-64 characters of `A-Za-z0-9._-`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl Student {
+    /// Parses and validates a record from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, RecordError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let student: Student = serde_path_to_error::deserialize(de).map_err(from_serde_error)?;
+        student.validate()?;
+        Ok(student)
+    }
+
+    /// Parses and validates a record from an already-parsed JSON value.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, RecordError> {
+        let student: Student = serde_path_to_error::deserialize(value).map_err(from_serde_error)?;
+        student.validate()?;
+        Ok(student)
+    }
+
+    /// Checks what serde's types cannot: id shapes, signs, NAICS codes, sizes.
+    pub fn validate(&self) -> Result<(), RecordError> {
+        if !is_valid_id(&self.student_id) {
+            return Err(RecordError::field(
+                "student_id",
+                "must be 1-64 characters of A-Za-z0-9._-",
+            ));
+        }
+        check_text("school_id", self.school_id.as_deref())?;
+        if let Some(list) = &self.endorsements {
+            check_len("endorsements", list.len())?;
+        }
+        if let Some(list) = &self.early_college_credits {
+            check_len("early_college_credits", list.len())?;
+            for (i, c) in list.iter().enumerate() {
+                let at = |f: &str| format!("early_college_credits[{i}].{f}");
+                check_hours(&at("credit_hours"), c.credit_hours)?;
+                check_text(&at("course"), c.course.as_deref())?;
+                check_text(&at("subject"), c.subject.as_deref())?;
+                check_text(&at("institution_id"), c.institution_id.as_deref())?;
+            }
+        }
+        if let Some(list) = &self.work_based_learning {
+            check_len("work_based_learning", list.len())?;
+            for (i, w) in list.iter().enumerate() {
+                if let Some(h) = w.hours {
+                    check_hours(&format!("work_based_learning[{i}].hours"), h)?;
+                }
+                check_text(
+                    &format!("work_based_learning[{i}].employer"),
+                    w.employer.as_deref(),
+                )?;
+            }
+        }
+        if let Some(list) = &self.job_offers {
+            check_len("job_offers", list.len())?;
+            for (i, o) in list.iter().enumerate() {
+                if let Some(code) = &o.naics {
+                    if !(2..=6).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(RecordError::field(
+                            format!("job_offers[{i}].naics"),
+                            format!("{code:?} is not a NAICS code (2 to 6 digits)"),
+                        ));
+                    }
+                }
+                check_text(&format!("job_offers[{i}].employer"), o.employer.as_deref())?;
+            }
+        }
+        if let Some(p) = &self.postsecondary {
+            check_text("postsecondary.institution_id", p.institution_id.as_deref())?;
+            check_text("postsecondary.term", p.term.as_deref())?;
+        }
+        if let Some(d) = &self.demographics {
+            check_text("demographics.gender", d.gender.as_deref())?;
+            if let Some(list) = &d.race_ethnicity {
+                check_len("demographics.race_ethnicity", list.len())?;
+                for (i, r) in list.iter().enumerate() {
+                    check_text(&format!("demographics.race_ethnicity[{i}]"), Some(r))?;
+                }
+            }
+        }
+        if !self.attributes.is_empty() {
+            let size = serde_json::to_vec(&self.attributes).map_or(usize::MAX, |v| v.len());
+            if size > MAX_ATTRIBUTES_BYTES {
+                return Err(RecordError::field(
+                    "attributes",
+                    format!("is {size} bytes; at most {MAX_ATTRIBUTES_BYTES} are allowed"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_len(field: &str, len: usize) -> Result<(), RecordError> {
+    if len > MAX_LIST_ITEMS {
+        return Err(RecordError::field(
+            field,
+            format!("has {len} items; at most {MAX_LIST_ITEMS} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_text(field: &str, value: Option<&str>) -> Result<(), RecordError> {
+    match value {
+        Some(v) if v.chars().count() > MAX_TEXT_CHARS => Err(RecordError::field(
+            field,
+            format!("is longer than {MAX_TEXT_CHARS} characters"),
+        )),
+        Some(v) if v.chars().any(char::is_control) => Err(RecordError::field(
+            field,
+            "must not contain control characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn check_hours(field: &str, hours: f64) -> Result<(), RecordError> {
+    if !hours.is_finite() || hours < 0.0 {
+        return Err(RecordError::field(
+            field,
+            format!("must be a non-negative number of hours, got {hours}"),
+        ));
+    }
+    if hours > 10_000.0 {
+        return Err(RecordError::field(
+            field,
+            format!("{hours} hours is not plausible (at most 10000)"),
+        ));
+    }
+    Ok(())
+}
+
+fn from_serde_error<E>(err: serde_path_to_error::Error<E>) -> RecordError
+where
+    E: std::fmt::Display + SerdeLocation,
+{
+    let path = err.path().to_string();
+    let (line, column) = err.inner().location();
+    let inner = err.inner().to_string();
+    // serde_json appends " at line X column Y" itself; keep the sentence clean and carry the
+    // location in fields of its own.
+    let inner = match inner.rfind(" at line ") {
+        Some(i) => inner[..i].to_string(),
+        None => inner,
+    };
+    let field = if path == "." { String::new() } else { path };
+    let message = match (&field, line) {
+        (f, Some(l)) if f.is_empty() => format!(
+            "invalid JSON at line {l} column {}: {inner}",
+            column.unwrap_or(0)
+        ),
+        (f, _) if f.is_empty() => inner,
+        (f, _) => format!("{f}: {inner}"),
+    };
+    RecordError {
+        field,
+        message,
+        line,
+        column,
+    }
+}
+
+/// Where a serde error happened, when the format knows.
+pub trait SerdeLocation {
+    fn location(&self) -> (Option<usize>, Option<usize>);
+}
+
+impl SerdeLocation for serde_json::Error {
+    fn location(&self) -> (Option<usize>, Option<usize>) {
+        if self.line() == 0 {
+            (None, None)
+        } else {
+            (Some(self.line()), Some(self.column()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"{
+      "student_id": "IL-000123",
+      "school_id": "d204-metea-valley",
+      "graduation_date": "2024-05-30",
+      "endorsements": [
+        {"area": "manufacturing_engineering_technology_trades", "status": "earned", "earned_on": "2024-05-30"}
+      ],
+      "early_college_credits": [
+        {"course": "MFG 101", "subject": "machining", "credit_hours": 3.0, "institution_id": "jjc"}
+      ],
+      "work_based_learning": [
+        {"kind": "internship", "hours": 120, "employer": "Acme Tool & Die"}
+      ],
+      "job_offers": [
+        {"employer": "Acme Tool & Die", "naics": "332710", "local": true, "offered_on": "2024-04-15"}
+      ],
+      "postsecondary": {"institution_id": "ivcc", "status": "enrolled", "term": "2024FA"},
+      "payee_preference": "student",
+      "demographics": {"gender": "female", "race_ethnicity": ["hispanic_latino"]},
+      "attributes": {}
+    }"#;
+
+    fn err(text: &str) -> RecordError {
+        Student::from_json(text).expect_err("should be refused")
+    }
+
+    #[test]
+    fn parses_the_product_example() {
+        let s = Student::from_json(FULL).unwrap();
+        assert_eq!(s.student_id, "IL-000123");
+        assert_eq!(
+            s.endorsements.as_ref().unwrap()[0].area,
+            EndorsementArea::ManufacturingEngineeringTechnologyTrades
+        );
+        assert_eq!(s.job_offers.as_ref().unwrap()[0].local, Some(true));
+        assert_eq!(s.graduation_date, NaiveDate::from_ymd_opt(2024, 5, 30));
+    }
+
+    #[test]
+    fn only_student_id_is_required_and_absent_stays_absent() {
+        let s = Student::from_json(r#"{"student_id":"a.b_c-1"}"#).unwrap();
+        assert!(s.endorsements.is_none());
+        assert!(s.postsecondary.is_none());
+        let s = Student::from_json(r#"{"student_id":"x","endorsements":[]}"#).unwrap();
+        assert_eq!(s.endorsements, Some(vec![]));
+    }
+
+    #[test]
+    fn round_trips_without_inventing_fields() {
+        let s = Student::from_json(r#"{"student_id":"x","job_offers":[{"naics":"31"}]}"#).unwrap();
+        let back = serde_json::to_string(&s).unwrap();
+        assert_eq!(back, r#"{"student_id":"x","job_offers":[{"naics":"31"}]}"#);
+        assert_eq!(Student::from_json(FULL).unwrap(), {
+            let v = serde_json::to_string(&Student::from_json(FULL).unwrap()).unwrap();
+            Student::from_json(&v).unwrap()
+        });
+    }
+
+    #[test]
+    fn refuses_missing_student_id() {
+        let e = err(r#"{"school_id":"x"}"#);
+        assert!(e.message.contains("student_id"), "{}", e.message);
+    }
+
+    #[test]
+    fn refuses_unknown_fields_naming_them() {
+        let e = err(r#"{"student_id":"x","graduaton_date":"2024-05-30"}"#);
+        assert!(e.message.contains("graduaton_date"), "{}", e.message);
+        let e = err(
+            r#"{"student_id":"x","endorsements":[{"area":"information_technology","status":"earned","level":2}]}"#,
+        );
+        assert!(e.message.contains("endorsements[0]"), "{}", e.message);
+        assert!(e.message.contains("level"), "{}", e.message);
+    }
+
+    #[test]
+    fn refuses_bad_ids() {
+        for id in ["", "has space", "slash/../x", &"x".repeat(65), "é"] {
+            let e = err(&serde_json::json!({ "student_id": id }).to_string());
+            assert_eq!(e.field, "student_id", "{id:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_bad_dates_naming_the_field() {
+        let e = err(r#"{"student_id":"x","graduation_date":"2024-02-30"}"#);
+        assert_eq!(e.field, "graduation_date");
+        let e = err(r#"{"student_id":"x","job_offers":[{"offered_on":"yesterday"}]}"#);
+        assert_eq!(e.field, "job_offers[0].offered_on");
+    }
+
+    #[test]
+    fn refuses_negative_hours() {
+        let e = err(r#"{"student_id":"x","early_college_credits":[{"credit_hours":-3}]}"#);
+        assert_eq!(e.field, "early_college_credits[0].credit_hours");
+        let e =
+            err(r#"{"student_id":"x","work_based_learning":[{"kind":"internship","hours":-1}]}"#);
+        assert_eq!(e.field, "work_based_learning[0].hours");
+        assert!(e.message.contains("non-negative"));
+    }
+
+    #[test]
+    fn refuses_unknown_areas_and_statuses() {
+        let e = err(r#"{"student_id":"x","endorsements":[{"area":"welding","status":"earned"}]}"#);
+        assert_eq!(e.field, "endorsements[0].area");
+        assert!(e.message.contains("welding"), "{}", e.message);
+        let e = err(
+            r#"{"student_id":"x","endorsements":[{"area":"information_technology","status":"done"}]}"#,
+        );
+        assert_eq!(e.field, "endorsements[0].status");
+        let e = err(r#"{"student_id":"x","postsecondary":{"status":"graduated"}}"#);
+        assert_eq!(e.field, "postsecondary.status");
+        let e = err(r#"{"student_id":"x","payee_preference":"parent"}"#);
+        assert_eq!(e.field, "payee_preference");
+        let e = err(r#"{"student_id":"x","work_based_learning":[{"kind":"nap"}]}"#);
+        assert_eq!(e.field, "work_based_learning[0].kind");
+    }
+
+    #[test]
+    fn refuses_bad_naics() {
+        for code in ["3", "3327101", "33a"] {
+            let e = err(
+                &serde_json::json!({"student_id":"x","job_offers":[{"naics":code}]}).to_string(),
+            );
+            assert_eq!(e.field, "job_offers[0].naics");
+        }
+    }
+
+    #[test]
+    fn reports_line_and_column_of_syntax_errors() {
+        let e = err("{\n  \"student_id\": \"x\",\n  oops\n}");
+        assert_eq!(e.line, Some(3));
+        assert!(e.column.is_some());
+        assert!(e.message.contains("line 3"), "{}", e.message);
+    }
+
+    #[test]
+    fn refuses_oversized_parts() {
+        let long = "x".repeat(MAX_TEXT_CHARS + 1);
+        let e = err(&serde_json::json!({"student_id":"x","school_id":long}).to_string());
+        assert_eq!(e.field, "school_id");
+        let many: Vec<_> = (0..=MAX_LIST_ITEMS)
+            .map(|_| serde_json::json!({"kind":"internship"}))
+            .collect();
+        let e = err(&serde_json::json!({"student_id":"x","work_based_learning":many}).to_string());
+        assert_eq!(e.field, "work_based_learning");
+    }
+}
