@@ -190,3 +190,247 @@ impl Evaluator {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::policy::engine::build_engine;
+    use crate::policy::registry::load_version;
+    use crate::policy::PolicyError;
+
+    fn policy(body: &str) -> Result<PolicyVersion, PolicyError> {
+        let src = format!(
+            r#"fn policy() {{ #{{ id: "p", version: 1, title: "T", sponsor: "S",
+                award: #{{ kind: "scholarship", amount_cents: 100 }}, effective_from: "2020-01-01" }} }}
+               fn evaluate(student, ctx) {{ {body} }}"#
+        );
+        load_version(&build_engine(&Limits::default()), &src, "test")
+    }
+
+    fn student(json: &str) -> Prepared {
+        Prepared::new(Student::from_json(json).unwrap())
+    }
+
+    fn run(body: &str) -> Decision {
+        let p = policy(body).unwrap();
+        let mut ev = Evaluator::default();
+        ev.evaluate(
+            &p,
+            &student(r#"{"student_id":"s1"}"#),
+            "2024-06-01".parse().unwrap(),
+        )
+    }
+
+    /// Runs a hostile script and checks it fails closed, quickly.
+    fn assert_fails_closed(body: &str, needle: &str) {
+        let p = policy(body).unwrap();
+        let mut ev = Evaluator::default();
+        let s = student(r#"{"student_id":"s1"}"#);
+        let as_of = "2024-06-01".parse().unwrap();
+        ev.evaluate(&p, &s, as_of); // compile once, outside the timing
+        let start = Instant::now();
+        let d = ev.evaluate(&p, &s, as_of);
+        let took = start.elapsed();
+        assert_eq!(d.outcome, Outcome::Error, "{body}: {d:?}");
+        assert!(d.payee.is_none());
+        let err = d.error.clone().unwrap();
+        assert!(err.to_lowercase().contains(needle), "{body}: {err}");
+        assert!(d.is_consistent());
+        assert!(took < Duration::from_millis(100), "{body} took {took:?}");
+    }
+
+    #[test]
+    fn endless_loop_hits_the_operation_limit() {
+        assert_fails_closed("loop { }", "too many operations");
+    }
+
+    #[test]
+    fn unbounded_recursion_hits_the_call_depth_limit() {
+        // Script functions cannot see each other's scope, but they can call each other.
+        let src = r#"fn policy() { #{ id: "p", version: 1, title: "T", sponsor: "S",
+                award: #{ kind: "scholarship", amount_cents: 100 }, effective_from: "2020-01-01" } }
+               fn deep(n) { deep(n + 1) }
+               fn evaluate(student, ctx) { deep(0) }"#;
+        let p = load_version(&build_engine(&Limits::default()), src, "t").unwrap();
+        let mut ev = Evaluator::default();
+        let start = Instant::now();
+        let d = ev.evaluate(
+            &p,
+            &student(r#"{"student_id":"s1"}"#),
+            "2024-06-01".parse().unwrap(),
+        );
+        assert_eq!(d.outcome, Outcome::Error);
+        assert!(
+            d.error.unwrap().to_lowercase().contains("stack overflow"),
+            "recursion must stop at the call depth limit"
+        );
+        assert!(start.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn string_doubling_hits_the_string_size_limit() {
+        assert_fails_closed(r#"let s = "xy"; loop { s += s; }"#, "length of string");
+    }
+
+    #[test]
+    fn huge_array_hits_the_array_size_limit() {
+        assert_fails_closed("let a = []; a.pad(100000000, 0); a", "size of array");
+        assert_fails_closed("let a = []; loop { a.push(a.len()); }", "size of array");
+    }
+
+    #[test]
+    fn huge_map_hits_the_map_size_limit() {
+        assert_fails_closed(
+            r#"let m = #{}; let i = 0; while i < 600 { m[`k${i}`] = i; i += 1; } m.len()"#,
+            "size of object map",
+        );
+    }
+
+    #[test]
+    fn throw_is_an_error_with_the_message() {
+        assert_fails_closed(r#"throw "no data feed today""#, "no data feed today");
+    }
+
+    #[test]
+    fn wrong_return_types_are_errors() {
+        assert_fails_closed("42", "must return checks()");
+        assert_fails_closed(r#""eligible""#, "must return checks()");
+        assert_fails_closed("#{ eligible: true }", "malformed decision map");
+        assert_fails_closed("checks()", "no criteria");
+        assert_fails_closed(
+            r#"#{ eligible: true, reasons: [#{ code: "x", status: "failed", message: "m" }] }"#,
+            "eligible = true",
+        );
+        assert_fails_closed(
+            r#"#{ eligible: true, reasons: [#{ code: "x", status: "maybe", message: "m" }] }"#,
+            "malformed",
+        );
+    }
+
+    #[test]
+    fn helper_misuse_is_an_error_not_a_failed_criterion() {
+        assert_fails_closed(
+            r#"let c = checks(); c.require("e", student.endorsement_earned("welding"), "m", "x"); c"#,
+            "not an endorsement area",
+        );
+        assert_fails_closed(
+            r#"let c = checks(); c.require("g", student.graduated_by("June"), "m", "x"); c"#,
+            "not a yyyy-mm-dd date",
+        );
+        assert_fails_closed(
+            r#"let c = checks(); c.require("g", 42, "m", "x"); c"#,
+            "needs a check",
+        );
+        assert_fails_closed("student.no_such_field", "no_such_field");
+    }
+
+    #[test]
+    fn eval_and_modules_are_refused_at_compile_time() {
+        assert!(policy(r#"eval("1")"#).is_err());
+        assert_fails_closed(r#"import "secrets" as s; 1"#, "module");
+    }
+
+    #[test]
+    fn deep_expressions_are_refused() {
+        let deep = format!("{}1{}", "(".repeat(500), ")".repeat(500));
+        assert!(policy(&deep).is_err());
+    }
+
+    #[test]
+    fn the_map_form_is_accepted_when_consistent() {
+        let d = run(r#"#{ eligible: false,
+            reasons: [#{ code: "x", status: "unknown", message: "m", fields: ["graduation_date"] }],
+            missing: [#{ code: "x", message: "tell us", fields: ["graduation_date"] }] }"#);
+        assert_eq!(d.outcome, Outcome::Ineligible);
+        assert_eq!(d.reasons[0].status, Status::Unknown);
+        assert_eq!(d.missing[0].fields, vec!["graduation_date".to_string()]);
+        assert!(d.is_consistent());
+    }
+
+    #[test]
+    fn unknown_data_is_never_failed_and_never_eligible() {
+        let d = run(r#"let c = checks();
+               c.require("g", student.graduated_by(ctx.as_of), "Graduated", "Graduate");
+               c.require("h", at_least(student.early_college_hours(), 6, "early_college_credits"), "Hours", "Earn 6 hours");
+               c.require("u", (), "Something", "Tell us");
+               c"#);
+        assert_eq!(d.outcome, Outcome::Ineligible);
+        assert!(
+            d.reasons.iter().all(|r| r.status == Status::Unknown),
+            "{d:?}"
+        );
+        assert_eq!(d.missing.len(), 3);
+        assert_eq!(d.missing[0].fields, vec!["graduation_date".to_string()]);
+        assert_eq!(
+            d.missing[1].fields,
+            vec!["early_college_credits".to_string()]
+        );
+    }
+
+    #[test]
+    fn helpers_read_the_record() {
+        let s = student(
+            r#"{"student_id":"s1","graduation_date":"2024-05-30",
+                "early_college_credits":[{"subject":"machining","credit_hours":6},{"subject":"welding","credit_hours":3.5}],
+                "work_based_learning":[{"kind":"internship","hours":120},{"kind":"career_exploration"}],
+                "attributes":{"county":"lasalle"}}"#,
+        );
+        let p = policy(
+            r#"let c = checks();
+               c.require("hours", at_least(student.early_college_hours(), 9.5, "early_college_credits"), "h", "m");
+               c.require("machining", at_least(student.early_college_hours("machining"), 6, "early_college_credits"), "h", "m");
+               c.require("welding", at_least(student.early_college_hours("welding"), 4, "early_college_credits"), "h", "m");
+               c.require("wbl", at_least(student.work_based_hours("internship"), 60, "work_based_learning"), "h", "m");
+               c.require("county", student.attribute("county") == "lasalle", "county", "m");
+               c.require("days", days_between(student.graduation_date, ctx.as_of) == 2, "days", "m");
+               c.require("meta", ctx.policy.award.amount_cents == 100, "meta", "m");
+               c.require("both", both(student.graduated_by(ctx.as_of), student.graduated_by("2024-01-01")), "both", "m");
+               c"#,
+        )
+        .unwrap();
+        let d = Evaluator::default().evaluate(&p, &s, "2024-06-01".parse().unwrap());
+        let status = |code: &str| d.reasons.iter().find(|r| r.code == code).unwrap().status;
+        assert_eq!(status("hours"), Status::Passed);
+        assert_eq!(status("machining"), Status::Passed);
+        assert_eq!(status("welding"), Status::Failed);
+        assert_eq!(status("wbl"), Status::Passed);
+        assert_eq!(status("county"), Status::Passed);
+        assert_eq!(status("days"), Status::Passed);
+        assert_eq!(status("meta"), Status::Passed);
+        assert_eq!(status("both"), Status::Failed);
+        assert_eq!(d.outcome, Outcome::Ineligible);
+        assert_eq!(d.missing.len(), 2);
+    }
+
+    #[test]
+    fn eligible_scholarships_default_to_the_student_and_ineligible_have_no_payee() {
+        let d = run(r#"let c = checks(); c.require("a", true, "A", "a"); c"#);
+        assert_eq!(d.outcome, Outcome::Eligible);
+        assert_eq!(d.payee.unwrap().kind, PayeeKind::Student);
+        let d = run(
+            r#"let c = checks(); c.require("a", false, "A", "a"); c.pay_to_institution("x"); c"#,
+        );
+        assert_eq!(d.outcome, Outcome::Ineligible);
+        assert!(d.payee.is_none());
+    }
+
+    #[test]
+    fn the_same_evaluator_serves_many_policies_and_records() {
+        let a =
+            policy(r#"let c = checks(); c.require("a", student.student_id == "s1", "A", "a"); c"#)
+                .unwrap();
+        let b =
+            policy(r#"let c = checks(); c.require("b", student.student_id == "s2", "B", "b"); c"#)
+                .unwrap();
+        let mut ev = Evaluator::default();
+        let as_of = "2024-06-01".parse().unwrap();
+        let s1 = student(r#"{"student_id":"s1"}"#);
+        let s2 = student(r#"{"student_id":"s2"}"#);
+        assert_eq!(ev.evaluate(&a, &s1, as_of).outcome, Outcome::Eligible);
+        assert_eq!(ev.evaluate(&b, &s1, as_of).outcome, Outcome::Ineligible);
+        assert_eq!(ev.evaluate(&b, &s2, as_of).outcome, Outcome::Eligible);
+        assert_eq!(ev.evaluate(&a, &s2, as_of).outcome, Outcome::Ineligible);
+    }
+}

@@ -377,48 +377,53 @@ fn check_hours(field: &str, hours: f64) -> Result<(), RecordError> {
     Ok(())
 }
 
-fn from_serde_error<E>(err: serde_path_to_error::Error<E>) -> RecordError
-where
-    E: std::fmt::Display + SerdeLocation,
-{
+fn from_serde_error(err: serde_path_to_error::Error<serde_json::Error>) -> RecordError {
     let path = err.path().to_string();
-    let (line, column) = err.inner().location();
-    let inner = err.inner().to_string();
+    let inner = err.into_inner();
+    let syntax = matches!(
+        inner.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    );
+    let (line, column) = if inner.line() == 0 {
+        (None, None)
+    } else {
+        (Some(inner.line()), Some(inner.column()))
+    };
     // serde_json appends " at line X column Y" itself; keep the sentence clean and carry the
     // location in fields of its own.
-    let inner = match inner.rfind(" at line ") {
-        Some(i) => inner[..i].to_string(),
-        None => inner,
+    let text = inner.to_string();
+    let text = match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     };
-    let field = if path == "." { String::new() } else { path };
-    let message = match (&field, line) {
-        (f, Some(l)) if f.is_empty() => format!(
-            "invalid JSON at line {l} column {}: {inner}",
-            column.unwrap_or(0)
-        ),
-        (f, _) if f.is_empty() => inner,
-        (f, _) => format!("{f}: {inner}"),
-    };
+    if !syntax && (path == "." || path == "?") {
+        return RecordError {
+            field: String::new(),
+            message: text,
+            line: None,
+            column: None,
+        };
+    }
+    if syntax {
+        let message = match line {
+            Some(l) => format!(
+                "invalid JSON at line {l} column {}: {text}",
+                column.unwrap_or(0)
+            ),
+            None => format!("invalid JSON: {text}"),
+        };
+        return RecordError {
+            field: String::new(),
+            message,
+            line,
+            column,
+        };
+    }
     RecordError {
-        field,
-        message,
+        message: format!("{path}: {text}"),
+        field: path,
         line,
         column,
-    }
-}
-
-/// Where a serde error happened, when the format knows.
-pub trait SerdeLocation {
-    fn location(&self) -> (Option<usize>, Option<usize>);
-}
-
-impl SerdeLocation for serde_json::Error {
-    fn location(&self) -> (Option<usize>, Option<usize>) {
-        if self.line() == 0 {
-            (None, None)
-        } else {
-            (Some(self.line()), Some(self.column()))
-        }
     }
 }
 
