@@ -1,1 +1,187 @@
-fn main() {}
+//! Cost of one decision: the IMA v2 rhai policy on a realistic record, next to a hand-written
+//! native Rust function of the same rule.
+//!
+//! `cargo bench --bench evaluate` runs the criterion groups, then prints a summary with the
+//! per-decision figures and the ratio to native.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use criterion::Criterion;
+use eligo::policy::decision::{Decision, Missing, Outcome, Payee, PayeeKind, Reason, Status};
+use eligo::policy::student::{EndorsementArea, EndorsementStatus, PayeePreference, PostsecondaryStatus};
+use eligo::policy::{Evaluator, Prepared, Registry, Student};
+
+const RECORD: &str = r#"{
+  "student_id": "IL-000123",
+  "school_id": "d204-metea-valley",
+  "graduation_date": "2024-05-30",
+  "endorsements": [
+    {"area": "manufacturing_engineering_technology_trades", "status": "earned", "earned_on": "2024-05-30"}
+  ],
+  "early_college_credits": [
+    {"course": "MFG 101", "subject": "machining", "credit_hours": 3.0, "institution_id": "jjc"},
+    {"course": "MFG 110", "subject": "advanced_manufacturing", "credit_hours": 3.0, "institution_id": "jjc"},
+    {"course": "WLD 101", "subject": "welding", "credit_hours": 3.0, "institution_id": "jjc"},
+    {"course": "CAD 100", "subject": "cad", "credit_hours": 1.0, "institution_id": "jjc"}
+  ],
+  "work_based_learning": [
+    {"kind": "career_exploration", "hours": 4},
+    {"kind": "team_based_challenge", "hours": 10},
+    {"kind": "internship", "hours": 120, "employer": "Acme Tool & Die"}
+  ],
+  "job_offers": [
+    {"employer": "Acme Tool & Die", "naics": "332710", "local": true, "offered_on": "2024-04-15"}
+  ],
+  "postsecondary": {"institution_id": "ivcc", "status": "enrolled", "term": "2024FA"},
+  "payee_preference": "student",
+  "demographics": {"gender": "female", "race_ethnicity": ["hispanic_latino"]}
+}"#;
+
+fn reason(code: &str, ok: bool, message: String, missing: &str, d: &mut Decision) {
+    if !ok {
+        d.missing.push(Missing {
+            code: code.into(),
+            message: missing.into(),
+            fields: vec![],
+        });
+    }
+    d.reasons.push(Reason {
+        code: code.into(),
+        status: if ok { Status::Passed } else { Status::Failed },
+        message,
+        fields: vec![],
+    });
+}
+
+/// The IMA v2 rule written by hand (without the unknown-data handling, so a lower bound).
+fn native_ima_v2(template: &Decision, s: &Student, as_of: NaiveDate) -> Decision {
+    let mut d = template.clone();
+    let mett = s.endorsements.as_ref().is_some_and(|l| {
+        l.iter().any(|e| {
+            e.area == EndorsementArea::ManufacturingEngineeringTechnologyTrades
+                && e.status == EndorsementStatus::Earned
+        })
+    });
+    reason("mett_endorsement", mett, "METT endorsement".into(), "Earn it", &mut d);
+    let grad = s.graduation_date.is_some_and(|g| g <= as_of);
+    reason("graduated", grad, format!("High school graduation: {:?}", s.graduation_date), "Graduate", &mut d);
+    let college = s.postsecondary.as_ref().is_some_and(|p| {
+        matches!(p.status, Some(PostsecondaryStatus::Admitted | PostsecondaryStatus::Enrolled))
+    });
+    let job = s.job_offers.as_ref().is_some_and(|l| {
+        l.iter().any(|o| {
+            o.local == Some(true)
+                && o.naics
+                    .as_deref()
+                    .is_some_and(|n| ["31", "32", "33"].iter().any(|p| n.starts_with(p)))
+        })
+    });
+    reason("college_or_local_job", college || job, "College or job".into(), "Enroll or get an offer", &mut d);
+    let eligible = d.reasons.iter().all(|r| r.status == Status::Passed);
+    d.outcome = if eligible { Outcome::Eligible } else { Outcome::Ineligible };
+    if eligible {
+        let institution = college && s.payee_preference == Some(PayeePreference::Institution);
+        d.payee = Some(Payee {
+            kind: if institution { PayeeKind::Institution } else { PayeeKind::Student },
+            institution_id: if institution {
+                s.postsecondary.as_ref().and_then(|p| p.institution_id.clone())
+            } else {
+                None
+            },
+        });
+    }
+    d
+}
+
+struct Setup {
+    registry: Registry,
+    student: Student,
+    as_of: NaiveDate,
+}
+
+fn setup() -> Setup {
+    let registry = Registry::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")).unwrap();
+    Setup {
+        registry,
+        student: Student::from_json(RECORD).unwrap(),
+        as_of: "2024-06-01".parse().unwrap(),
+    }
+}
+
+fn per_iter(n: u32, mut f: impl FnMut()) -> f64 {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+}
+
+fn main() {
+    let s = setup();
+    let v2 = s.registry.in_effect("ima-mett-scholarship", s.as_of).unwrap().clone();
+    let mut evaluator = Evaluator::default();
+    let prepared = Prepared::new(s.student.clone());
+    let template = evaluator.evaluate(&v2, &prepared, s.as_of);
+    assert_eq!(template.outcome, Outcome::Eligible);
+    assert_eq!(native_ima_v2(&template, &s.student, s.as_of).outcome, Outcome::Eligible);
+    let all: Vec<_> = s.registry.all_in_effect(s.as_of).cloned().collect();
+
+    let mut c = Criterion::default().configure_from_args();
+    let mut g = c.benchmark_group("ima_v2");
+    g.bench_function("rhai_prepared_record", |b| {
+        b.iter(|| black_box(evaluator.evaluate(&v2, black_box(&prepared), s.as_of)))
+    });
+    g.bench_function("rhai_convert_record_each_decision", |b| {
+        b.iter(|| {
+            let p = Prepared::new(black_box(&s.student).clone());
+            black_box(evaluator.evaluate(&v2, &p, s.as_of))
+        })
+    });
+    g.bench_function("rhai_parse_json_each_decision", |b| {
+        b.iter(|| {
+            let p = Prepared::new(Student::from_json(black_box(RECORD)).unwrap());
+            black_box(evaluator.evaluate(&v2, &p, s.as_of))
+        })
+    });
+    g.bench_function("native_rust", |b| {
+        b.iter(|| black_box(native_ima_v2(&template, black_box(&s.student), s.as_of)))
+    });
+    g.finish();
+    c.bench_function("all_seed_policies_prepared_record", |b| {
+        b.iter(|| {
+            for v in &all {
+                black_box(evaluator.evaluate(v, &prepared, s.as_of));
+            }
+        })
+    });
+    c.final_summary();
+
+    // A plain summary with the figures the issue asks for.
+    let n = 200_000;
+    let rhai = per_iter(n, || {
+        black_box(evaluator.evaluate(&v2, black_box(&prepared), s.as_of));
+    });
+    let convert = per_iter(n, || {
+        let p = Prepared::new(black_box(&s.student).clone());
+        black_box(evaluator.evaluate(&v2, &p, s.as_of));
+    });
+    let parse = per_iter(n / 4, || {
+        let p = Prepared::new(Student::from_json(black_box(RECORD)).unwrap());
+        black_box(evaluator.evaluate(&v2, &p, s.as_of));
+    });
+    let native = per_iter(n, || {
+        black_box(native_ima_v2(&template, black_box(&s.student), s.as_of));
+    });
+    println!("\nsummary (IMA v2, one decision):");
+    println!("  rhai, record prepared once:        {rhai:.2} µs  (target <= 5 µs)");
+    println!("  rhai, record converted per call:   {convert:.2} µs");
+    println!("  rhai, JSON parsed per call:        {parse:.2} µs");
+    println!("  native Rust, same rule:            {native:.2} µs");
+    println!("  ratio rhai/native (prepared):      {:.1}x", rhai / native);
+}
