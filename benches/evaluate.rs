@@ -11,7 +11,9 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use criterion::Criterion;
 use eligo::policy::decision::{Decision, Missing, Outcome, Payee, PayeeKind, Reason, Status};
-use eligo::policy::student::{EndorsementArea, EndorsementStatus, PayeePreference, PostsecondaryStatus};
+use eligo::policy::student::{
+    EndorsementArea, EndorsementStatus, PayeePreference, PostsecondaryStatus,
+};
 use eligo::policy::{Evaluator, Prepared, Registry, Student};
 
 const RECORD: &str = r#"{
@@ -65,11 +67,26 @@ fn native_ima_v2(template: &Decision, s: &Student, as_of: NaiveDate) -> Decision
                 && e.status == EndorsementStatus::Earned
         })
     });
-    reason("mett_endorsement", mett, "METT endorsement".into(), "Earn it", &mut d);
+    reason(
+        "mett_endorsement",
+        mett,
+        "METT endorsement".into(),
+        "Earn it",
+        &mut d,
+    );
     let grad = s.graduation_date.is_some_and(|g| g <= as_of);
-    reason("graduated", grad, format!("High school graduation: {:?}", s.graduation_date), "Graduate", &mut d);
+    reason(
+        "graduated",
+        grad,
+        format!("High school graduation: {:?}", s.graduation_date),
+        "Graduate",
+        &mut d,
+    );
     let college = s.postsecondary.as_ref().is_some_and(|p| {
-        matches!(p.status, Some(PostsecondaryStatus::Admitted | PostsecondaryStatus::Enrolled))
+        matches!(
+            p.status,
+            Some(PostsecondaryStatus::Admitted | PostsecondaryStatus::Enrolled)
+        )
     });
     let job = s.job_offers.as_ref().is_some_and(|l| {
         l.iter().any(|o| {
@@ -79,15 +96,31 @@ fn native_ima_v2(template: &Decision, s: &Student, as_of: NaiveDate) -> Decision
                     .is_some_and(|n| ["31", "32", "33"].iter().any(|p| n.starts_with(p)))
         })
     });
-    reason("college_or_local_job", college || job, "College or job".into(), "Enroll or get an offer", &mut d);
+    reason(
+        "college_or_local_job",
+        college || job,
+        "College or job".into(),
+        "Enroll or get an offer",
+        &mut d,
+    );
     let eligible = d.reasons.iter().all(|r| r.status == Status::Passed);
-    d.outcome = if eligible { Outcome::Eligible } else { Outcome::Ineligible };
+    d.outcome = if eligible {
+        Outcome::Eligible
+    } else {
+        Outcome::Ineligible
+    };
     if eligible {
         let institution = college && s.payee_preference == Some(PayeePreference::Institution);
         d.payee = Some(Payee {
-            kind: if institution { PayeeKind::Institution } else { PayeeKind::Student },
+            kind: if institution {
+                PayeeKind::Institution
+            } else {
+                PayeeKind::Student
+            },
             institution_id: if institution {
-                s.postsecondary.as_ref().and_then(|p| p.institution_id.clone())
+                s.postsecondary
+                    .as_ref()
+                    .and_then(|p| p.institution_id.clone())
             } else {
                 None
             },
@@ -124,12 +157,19 @@ fn per_iter(n: u32, mut f: impl FnMut()) -> f64 {
 
 fn main() {
     let s = setup();
-    let v2 = s.registry.in_effect("ima-mett-scholarship", s.as_of).unwrap().clone();
+    let v2 = s
+        .registry
+        .in_effect("ima-mett-scholarship", s.as_of)
+        .unwrap()
+        .clone();
     let mut evaluator = Evaluator::default();
     let prepared = Prepared::new(s.student.clone());
     let template = evaluator.evaluate(&v2, &prepared, s.as_of);
     assert_eq!(template.outcome, Outcome::Eligible);
-    assert_eq!(native_ima_v2(&template, &s.student, s.as_of).outcome, Outcome::Eligible);
+    assert_eq!(
+        native_ima_v2(&template, &s.student, s.as_of).outcome,
+        Outcome::Eligible
+    );
     let all: Vec<_> = s.registry.all_in_effect(s.as_of).cloned().collect();
 
     let mut c = Criterion::default().configure_from_args();

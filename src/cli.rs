@@ -22,6 +22,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API (the default when no command is given).
+    Serve(Box<crate::config::Settings>),
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[arg(long, env = "ELIGO_DATABASE_URL", default_value = "sqlite://eligo.db")]
+        database_url: String,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
     /// Evaluate one student record (a JSON file, or - for stdin) against the policies.
     Check {
         #[arg(long)]
@@ -190,5 +199,46 @@ pub fn gen_students(count: u64, seed: u64) -> anyhow::Result<()> {
         out.write_all(b"\n")?;
     }
     out.flush()?;
+    Ok(())
+}
+
+pub fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(database_url, 1)?;
+    // `open` migrates; a second call reports nothing pending, proving the schema is current.
+    let pending = store.migrate()?;
+    println!(
+        "database at {database_url} is migrated ({} pending applied now)",
+        pending.len()
+    );
+    Ok(())
+}
+
+/// Sets up logging: text by default, JSON lines with `--log-json`; RUST_LOG filters.
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+pub async fn serve(settings: crate::config::Settings) -> anyhow::Result<()> {
+    let bind = settings.bind.clone();
+    let app = crate::api::Application::build(settings).await?;
+    tracing::info!(
+        "eligo listening on {bind} (port {}); docs at /docs/",
+        app.port()
+    );
+    app.run_until_signalled().await?;
+    tracing::info!("eligo stopped");
     Ok(())
 }

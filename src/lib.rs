@@ -1,5 +1,9 @@
 //! eligo: an eligibility rules engine for scholarships and tuition waivers.
 
+pub mod api;
 pub mod cli;
 pub mod cohort;
+pub mod config;
 pub mod policy;
+pub mod service;
+pub mod store;

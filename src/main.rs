@@ -4,10 +4,24 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use eligo::cli::{self, Cli, Command};
+use eligo::config::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        // `cargo run` with no arguments serves with the defaults (and ELIGO_* variables).
+        None => match Cli::try_parse_from(["eligo", "serve"]) {
+            Ok(Cli {
+                command: Some(Command::Serve(s)),
+            }) => run_server(*s),
+            _ => Err(anyhow::anyhow!("cannot read the serve settings")),
+        },
+        Some(Command::Serve(settings)) => run_server(*settings),
+        Some(Command::Migrate { database_url }) => cli::migrate(&database_url).map(|_| true),
+        Some(Command::Openapi) => {
+            print!("{}", eligo::api::openapi::document());
+            Ok(true)
+        }
         Some(Command::Check {
             student,
             policies,
@@ -17,10 +31,6 @@ fn main() -> ExitCode {
         }) => cli::check(&student, &policies, as_of, &rules, json).map(|_| true),
         Some(Command::Test { dir }) => cli::test(&dir),
         Some(Command::GenStudents { count, seed }) => cli::gen_students(count, seed).map(|_| true),
-        None => {
-            eprintln!("eligo: no command given; see eligo --help");
-            Ok(false)
-        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -30,4 +40,13 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn run_server(settings: Settings) -> anyhow::Result<bool> {
+    cli::init_tracing(settings.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(cli::serve(settings))?;
+    Ok(true)
 }

@@ -1,0 +1,42 @@
+//! The OpenAPI document, generated from the handlers' annotations. `eligo openapi` prints it;
+//! `openapi/openapi.json` is a checked-in copy a test keeps in step.
+
+use utoipa::OpenApi;
+
+use super::{evaluations, health, policies, students};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "eligo",
+        description = "Eligibility rules engine for scholarships and tuition waivers. Errors are RFC 9457 problem documents (application/problem+json).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        health::healthz,
+        health::readyz,
+        health::metrics,
+        students::put_student,
+        students::get_student,
+        students::delete_student,
+        students::list_students,
+        students::import_students,
+        evaluations::create_evaluation,
+        policies::list_policies,
+        policies::get_policy,
+    ),
+    tags(
+        (name = "students", description = "Student records"),
+        (name = "evaluations", description = "Previews: what a student qualifies for and what is missing"),
+        (name = "policies", description = "Published policy versions"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON with a trailing newline.
+pub fn document() -> String {
+    let mut s = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}

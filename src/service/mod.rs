@@ -1,0 +1,141 @@
+//! Use cases that combine the policy core and the store: previews, students, policies.
+//! Async at the edges; the store and the engine run on the blocking pool.
+
+pub mod import;
+pub mod policies;
+pub mod preview;
+pub mod students;
+
+use std::sync::{Arc, RwLock};
+
+use crate::config::Settings;
+use crate::policy::{Evaluator, PolicyError, RecordError, Registry};
+use crate::store::{Store, StoreError};
+
+/// What a use case can fail with; the API maps each to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{what} {id:?} not found")]
+    NotFound { what: &'static str, id: String },
+    #[error("{0}")]
+    InvalidRecord(RecordError),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("unknown policy {0:?}")]
+    UnknownPolicy(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Conflict(m) => Self::Conflict(m),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("policy test cases fail, refusing to publish:\n{0}")]
+    PolicyTests(String),
+}
+
+/// The service: the store and the policies in force. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    store: Store,
+    registry: Arc<RwLock<Arc<Registry>>>,
+}
+
+thread_local! {
+    /// One engine per thread: sharing one across threads measured slower (GOTCHAS.md).
+    static EVALUATOR: std::cell::RefCell<Evaluator> = std::cell::RefCell::new(Evaluator::default());
+}
+
+/// Runs `f` with this thread's evaluator.
+pub fn with_evaluator<R>(f: impl FnOnce(&mut Evaluator) -> R) -> R {
+    EVALUATOR.with(|e| f(&mut e.borrow_mut()))
+}
+
+/// Runs blocking work (database, engine) off the async workers.
+pub(crate) async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> Result<R, ServiceError> + Send + 'static,
+) -> Result<R, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("background task failed: {e}")))?
+}
+
+impl Service {
+    /// Opens the store (migrating it), loads `rules/`, runs the rules' test cases, records new
+    /// versions, and builds the registry from every recorded version.
+    pub fn start(settings: &Settings) -> Result<Self, StartError> {
+        let store = Store::open(&settings.database_url, settings.db_connections)?;
+        let files = Registry::load_dir(&settings.rules_dir)?;
+        let failures: Vec<String> = with_evaluator(|ev| crate::policy::tests::run_all(&files, ev))
+            .into_iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.to_string())
+            .collect();
+        if !failures.is_empty() {
+            return Err(StartError::PolicyTests(failures.join("\n")));
+        }
+        let file_versions: Vec<_> = files.versions().iter().map(|v| (**v).clone()).collect();
+        let added = store.record_policy_versions(&file_versions)?;
+        tracing::info!(
+            loaded = file_versions.len(),
+            newly_recorded = added,
+            "policies loaded from {}",
+            settings.rules_dir.display()
+        );
+        let stored = store
+            .policy_versions()?
+            .into_iter()
+            .map(|s| s.version)
+            .collect();
+        let registry = Registry::new(stored, files.suites().to_vec())?;
+        Ok(Self {
+            store,
+            registry: Arc::new(RwLock::new(Arc::new(registry))),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The policies in force now (a snapshot; publishing swaps it).
+    pub fn registry(&self) -> Arc<Registry> {
+        match self.registry.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> Result<(), ServiceError> {
+        let store = self.store.clone();
+        blocking(move || store.ping().map_err(ServiceError::from)).await
+    }
+}

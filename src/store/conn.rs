@@ -1,0 +1,102 @@
+//! Connections: SQLite or PostgreSQL chosen from the URL, pooled with r2d2, migrated at start.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::StoreError;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Either backend behind one connection type. PostgreSQL first: SQLite accepts any string.
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same diesel code against whichever concrete connection is inside, so each branch
+/// is type-checked against its own backend (upserts, locking) while the source stays single.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::conn::AnyConnection::Postgresql($c) => $body,
+            $crate::store::conn::AnyConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
+pub type DbPool = Pool<ConnectionManager<AnyConnection>>;
+pub type DbConn = PooledConnection<ConnectionManager<AnyConnection>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Which backend a URL names, and the string diesel should connect with.
+pub fn parse_url(url: &str) -> (Backend, String) {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        (Backend::Postgres, url.to_string())
+    } else {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        (Backend::Sqlite, path.to_string())
+    }
+}
+
+/// SQLite settings applied to every pooled connection: WAL so readers never wait for the
+/// writer, a busy timeout instead of immediate "database is locked", foreign keys on, and
+/// synchronous=FULL so a committed transaction survives a crash of the process or the machine.
+#[derive(Debug)]
+struct SqliteSettings;
+
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqliteSettings {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens a pool for the URL (nothing is created on PostgreSQL; a missing SQLite file is).
+pub fn connect(url: &str, max_size: u32) -> Result<(DbPool, Backend), StoreError> {
+    let (backend, target) = parse_url(url);
+    // Check the URL once with a direct connection so a typo gives a clear error at start.
+    match backend {
+        Backend::Postgres => PgConnection::establish(&target).map(|_| ()),
+        Backend::Sqlite => SqliteConnection::establish(&target).map(|_| ()),
+    }
+    .map_err(|e| StoreError::Unavailable(format!("cannot connect to the database: {e}")))?;
+    let manager = ConnectionManager::<AnyConnection>::new(target);
+    let pool = Pool::builder()
+        .max_size(max_size)
+        .connection_timeout(Duration::from_secs(10))
+        .connection_customizer(Box::new(SqliteSettings))
+        .build(manager)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open a connection pool: {e}")))?;
+    Ok((pool, backend))
+}
+
+/// Applies pending migrations; returns the names of those applied.
+pub fn migrate(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
+    let applied = match conn {
+        AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(applied.iter().map(|m| m.to_string()).collect())
+}

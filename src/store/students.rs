@@ -1,0 +1,138 @@
+//! Stored student records: one row per student, the validated record as JSON.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::students;
+use super::{now_text, parse_timestamp, Store, StoreError};
+use crate::policy::Student;
+use crate::with_conn;
+
+/// A record and its bookkeeping times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredStudent {
+    pub student: Student,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Queryable)]
+struct Row {
+    _student_id: String,
+    _school_id: Option<String>,
+    record: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl Row {
+    fn into_stored(self) -> Result<StoredStudent, StoreError> {
+        let student = Student::from_json(&self.record)
+            .map_err(|e| StoreError::Corrupt(format!("student record: {e}")))?;
+        Ok(StoredStudent {
+            student,
+            created_at: parse_timestamp(&self.created_at)?,
+            updated_at: parse_timestamp(&self.updated_at)?,
+        })
+    }
+}
+
+fn encode(s: &Student) -> Result<String, StoreError> {
+    serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Store {
+    /// Inserts or replaces records in one transaction; returns how many were new.
+    pub fn put_students(&self, records: &[Student]) -> Result<usize, StoreError> {
+        let now = now_text();
+        let mut rows = Vec::with_capacity(records.len());
+        for s in records {
+            rows.push((s.student_id.clone(), s.school_id.clone(), encode(s)?));
+        }
+        let mut conn = self.conn()?;
+        with_conn!(&mut *conn, |c| c.transaction(|c| {
+            let mut created = 0;
+            for (id, school, record) in &rows {
+                let exists = students::table
+                    .find(id)
+                    .select(students::student_id)
+                    .first::<String>(c)
+                    .optional()?
+                    .is_some();
+                diesel::insert_into(students::table)
+                    .values((
+                        students::student_id.eq(id),
+                        students::school_id.eq(school),
+                        students::record.eq(record),
+                        students::created_at.eq(&now),
+                        students::updated_at.eq(&now),
+                    ))
+                    .on_conflict(students::student_id)
+                    .do_update()
+                    .set((
+                        students::school_id.eq(school),
+                        students::record.eq(record),
+                        students::updated_at.eq(&now),
+                    ))
+                    .execute(c)?;
+                if !exists {
+                    created += 1;
+                }
+            }
+            Ok::<_, StoreError>(created)
+        }))
+    }
+
+    /// Inserts or replaces one record; true when it was new.
+    pub fn put_student(&self, record: &Student) -> Result<bool, StoreError> {
+        Ok(self.put_students(std::slice::from_ref(record))? == 1)
+    }
+
+    pub fn get_student(&self, id: &str) -> Result<Option<StoredStudent>, StoreError> {
+        let mut conn = self.conn()?;
+        let row: Option<Row> = with_conn!(&mut *conn, |c| students::table
+            .find(id)
+            .first::<Row>(c)
+            .optional())?;
+        row.map(Row::into_stored).transpose()
+    }
+
+    /// Deletes a record; true when there was one.
+    pub fn delete_student(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let n = with_conn!(&mut *conn, |c| diesel::delete(students::table.find(id))
+            .execute(c))?;
+        Ok(n > 0)
+    }
+
+    /// Records in id order after `after`, optionally of one school.
+    pub fn list_students(
+        &self,
+        after: Option<&str>,
+        school_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<StoredStudent>, StoreError> {
+        let mut conn = self.conn()?;
+        let rows: Vec<Row> = with_conn!(&mut *conn, |c| {
+            let mut q = students::table.into_boxed();
+            if let Some(a) = after {
+                q = q.filter(students::student_id.gt(a));
+            }
+            if let Some(s) = school_id {
+                q = q.filter(students::school_id.eq(s));
+            }
+            q.order(students::student_id.asc())
+                .limit(limit)
+                .load::<Row>(c)
+        })?;
+        rows.into_iter().map(Row::into_stored).collect()
+    }
+
+    /// Every stored record (for simulations and cohort runs), in id order, in pages.
+    pub fn count_students(&self) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(with_conn!(&mut *conn, |c| students::table
+            .count()
+            .get_result::<i64>(c))?)
+    }
+}
