@@ -5,6 +5,7 @@
 //! of a tree of allocations. Helpers answer with a `Check`, a three-valued result (passed, failed,
 //! unknown) that remembers which record fields would settle an unknown.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::str::FromStr;
 
@@ -62,71 +63,137 @@ pub struct Context {
 }
 
 /// A three-valued criterion result, with a detail for the reason message and, when unknown,
-/// the record fields that would settle it.
+/// the record fields that would settle it. Shared (`Rc`) so rhai's by-value argument passing
+/// clones a pointer, not strings.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Check {
+pub struct Check(Rc<CheckData>);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckData {
     pub status: Status,
     pub detail: String,
     pub fields: Vec<String>,
 }
 
-impl Check {
-    fn passed(detail: impl Into<String>) -> Self {
-        Self {
-            status: Status::Passed,
-            detail: detail.into(),
-            fields: Vec::new(),
-        }
-    }
-    fn failed(detail: impl Into<String>) -> Self {
-        Self {
-            status: Status::Failed,
-            detail: detail.into(),
-            fields: Vec::new(),
-        }
-    }
-    fn unknown(detail: impl Into<String>, field: &str) -> Self {
-        Self {
-            status: Status::Unknown,
-            detail: detail.into(),
-            fields: vec![field.to_string()],
-        }
+impl std::ops::Deref for Check {
+    type Target = CheckData;
+    fn deref(&self) -> &CheckData {
+        &self.0
     }
 }
 
-/// The decision a script builds with `checks()` and returns from `evaluate`.
+impl Check {
+    fn new(status: Status, detail: String, fields: Vec<String>) -> Self {
+        Self(Rc::new(CheckData {
+            status,
+            detail,
+            fields,
+        }))
+    }
+    fn passed(detail: impl Into<String>) -> Self {
+        Self::new(Status::Passed, detail.into(), Vec::new())
+    }
+    fn failed(detail: impl Into<String>) -> Self {
+        Self::new(Status::Failed, detail.into(), Vec::new())
+    }
+    fn unknown_no_field(detail: impl Into<String>) -> Self {
+        Self::new(Status::Unknown, detail.into(), Vec::new())
+    }
+    fn unknown(detail: impl Into<String>, field: &str) -> Self {
+        Self::new(Status::Unknown, detail.into(), vec![field.to_string()])
+    }
+}
+
+/// The decision a script builds with `checks()` and returns from `evaluate`. Shared and
+/// interior-mutable: returning it from a script clones a pointer, not the reasons.
 #[derive(Debug, Clone, Default)]
-pub struct Checks {
+pub struct Checks(Rc<RefCell<ChecksData>>);
+
+#[derive(Debug, Clone, Default)]
+pub struct ChecksData {
     pub reasons: Vec<Reason>,
     pub missing: Vec<Missing>,
     pub payee: Option<Payee>,
 }
 
 impl Checks {
+    /// The decision built so far, without copying when this is the last handle.
+    pub fn into_data(self) -> ChecksData {
+        match Rc::try_unwrap(self.0) {
+            Ok(cell) => cell.into_inner(),
+            Err(shared) => shared.borrow().clone(),
+        }
+    }
+
     fn require(&mut self, code: &str, check: Check, message: &str, missing: &str) {
         let message = if check.detail.is_empty() {
             message.to_string()
         } else {
-            format!("{message}: {}", check.detail)
+            cat(&[message, ": ", &check.detail])
         };
+        let mut d = self.0.borrow_mut();
         if check.status != Status::Passed {
-            self.missing.push(Missing {
+            d.missing.push(Missing {
                 code: code.to_string(),
                 message: missing.to_string(),
                 fields: check.fields.clone(),
             });
         }
-        self.reasons.push(Reason {
+        d.reasons.push(Reason {
             code: code.to_string(),
             status: check.status,
             message,
-            fields: check.fields,
+            fields: check.fields.clone(),
         });
     }
 
     fn all_passed(&self) -> bool {
-        self.reasons.iter().all(|r| r.status == Status::Passed)
+        self.0
+            .borrow()
+            .reasons
+            .iter()
+            .all(|r| r.status == Status::Passed)
     }
+
+    fn set_payee(&mut self, payee: Payee) {
+        self.0.borrow_mut().payee = Some(payee);
+    }
+}
+
+/// Joins string pieces with one allocation (the hot path builds many small messages).
+fn cat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
+/// `YYYY-MM-DD`, without going through the formatting machinery.
+pub fn date_text(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        return d.to_string();
+    }
+    let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+    let y = y as u32;
+    let mut s = String::with_capacity(10);
+    for c in [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        '-',
+        digit(m / 10),
+        digit(m),
+        '-',
+        digit(day / 10),
+        digit(day),
+    ] {
+        s.push(c);
+    }
+    s
 }
 
 fn script_error(message: impl Into<String>) -> Box<EvalAltResult> {
@@ -182,8 +249,9 @@ fn endorsement_earned_any(
     for e in list.iter().filter(|e| wanted.contains(&e.area)) {
         match e.status {
             EndorsementStatus::Earned => {
-                let on = e.earned_on.map(|d| format!(" on {d}")).unwrap_or_default();
-                return Ok(Check::passed(format!("earned {}{on}", e.area.as_str())));
+                let on = e.earned_on.map(date_text).unwrap_or_default();
+                let sep = if on.is_empty() { "" } else { " on " };
+                return Ok(Check::passed(cat(&["earned ", e.area.as_str(), sep, &on])));
             }
             EndorsementStatus::InProgress => in_progress = Some(e.area),
         }
@@ -198,8 +266,13 @@ fn graduated_by(s: &StudentRef, date: &str) -> Result<Check, Box<EvalAltResult>>
     let by = parse_date(date)?;
     Ok(match s.0.graduation_date {
         None => Check::unknown("graduation date not on record", "graduation_date"),
-        Some(g) if g <= by => Check::passed(format!("graduated {g}")),
-        Some(g) => Check::failed(format!("graduates {g}, after {by}")),
+        Some(g) if g <= by => Check::passed(cat(&["graduated ", &date_text(g)])),
+        Some(g) => Check::failed(cat(&[
+            "graduates ",
+            &date_text(g),
+            ", after ",
+            &date_text(by),
+        ])),
     })
 }
 
@@ -234,7 +307,7 @@ fn college_status(
     let at = p
         .institution_id
         .as_deref()
-        .map(|i| format!(" at {i}"))
+        .map(|i| cat(&[" at ", i]))
         .unwrap_or_default();
     let status_ok = wanted.iter().any(|w| w.as_str() == status.as_str());
     if !status_ok {
@@ -244,13 +317,13 @@ fn college_status(
         )));
     }
     match (institution, p.institution_id.as_deref()) {
-        (None, _) => Ok(Check::passed(format!("{}{at}", status.as_str()))),
+        (None, _) => Ok(Check::passed(cat(&[status.as_str(), &at]))),
         (Some(_), None) => Ok(Check::unknown(
             format!("{} at an institution not on record", status.as_str()),
             "postsecondary.institution_id",
         )),
         (Some(want), Some(have)) if want == have => {
-            Ok(Check::passed(format!("{} at {have}", status.as_str())))
+            Ok(Check::passed(cat(&[status.as_str(), " at ", have])))
         }
         (Some(want), Some(have)) => Ok(Check::failed(format!(
             "{} at {have}, not {want}",
@@ -357,33 +430,12 @@ fn combine(a: Check, b: Check, any: bool) -> Check {
     } else {
         Status::Unknown
     };
-    let mut fields = a.fields;
-    if status == Status::Unknown {
-        fields.extend(b.fields);
+    let fields = if status == Status::Unknown {
+        a.fields.iter().chain(&b.fields).cloned().collect()
     } else {
-        fields.clear();
-    }
-    Check {
-        status,
-        detail: format!("{}; {}", a.detail, b.detail),
-        fields,
-    }
-}
-
-fn tri_state(value: Dynamic, what: &str) -> Result<Check, Box<EvalAltResult>> {
-    if value.is_unit() {
-        return Ok(Check::unknown(format!("{what} not on record"), what));
-    }
-    if let Ok(b) = value.as_bool() {
-        return Ok(if b {
-            Check::passed("")
-        } else {
-            Check::failed("")
-        });
-    }
-    value
-        .try_cast::<Check>()
-        .ok_or_else(|| script_error(format!("require({what:?}, ..) needs a check, a bool or ()")))
+        Vec::new()
+    };
+    Check::new(status, cat(&[&a.detail, "; ", &b.detail]), fields)
 }
 
 /// Builds an engine with the limits on and the helpers registered. Costly (~250 µs): build one
@@ -415,7 +467,7 @@ pub fn build_engine(limits: &Limits) -> Engine {
         })
         .register_get("graduation_date", |s: &mut StudentRef| {
             s.0.graduation_date
-                .map_or(Dynamic::UNIT, |d| Dynamic::from(d.to_string()))
+                .map_or(Dynamic::UNIT, |d| Dynamic::from(date_text(d)))
         })
         .register_get("payee_preference", |s: &mut StudentRef| {
             s.0.payee_preference.map_or(Dynamic::UNIT, |p| {
@@ -519,22 +571,45 @@ pub fn build_engine(limits: &Limits) -> Engine {
         .register_type_with_name::<Checks>("Checks")
         .register_fn("checks", Checks::default)
         .register_get("eligible", |c: &mut Checks| c.all_passed())
+        // One overload per argument type: a `Dynamic` parameter makes rhai search every
+        // combination of parameter types on each new call site, which measured as the single
+        // largest cost of a decision.
         .register_fn(
             "require",
-            |c: &mut Checks, code: &str, v: Dynamic, message: &str, missing: &str| {
-                let check = tri_state(v, code)?;
+            |c: &mut Checks, code: &str, v: Check, message: &str, missing: &str| {
+                c.require(code, v, message, missing);
+            },
+        )
+        .register_fn(
+            "require",
+            |c: &mut Checks, code: &str, v: bool, message: &str, missing: &str| {
+                let check = if v {
+                    Check::passed("")
+                } else {
+                    Check::failed("")
+                };
                 c.require(code, check, message, missing);
-                Ok::<_, Box<EvalAltResult>>(())
+            },
+        )
+        .register_fn(
+            "require",
+            |c: &mut Checks, code: &str, _v: (), message: &str, missing: &str| {
+                c.require(
+                    code,
+                    Check::unknown_no_field("not on record"),
+                    message,
+                    missing,
+                );
             },
         )
         .register_fn("pay_to_student", |c: &mut Checks| {
-            c.payee = Some(Payee {
+            c.set_payee(Payee {
                 kind: PayeeKind::Student,
                 institution_id: None,
             });
         })
         .register_fn("pay_to_institution", |c: &mut Checks, id: &str| {
-            c.payee = Some(Payee {
+            c.set_payee(Payee {
                 kind: PayeeKind::Institution,
                 institution_id: Some(id.to_string()),
             });

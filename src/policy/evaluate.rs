@@ -140,7 +140,7 @@ impl Evaluator {
     ) -> Result<(Vec<Reason>, Vec<Missing>, Option<Payee>), String> {
         let compiled = self.compiled(policy)?;
         let ctx = Context {
-            as_of: ImmutableString::from(as_of.to_string()),
+            as_of: ImmutableString::from(super::engine::date_text(as_of)),
             meta: compiled.meta.clone(),
         };
         let value: Dynamic = self
@@ -156,7 +156,8 @@ impl Evaluator {
         if value.is::<Checks>() {
             let checks = value
                 .try_cast::<Checks>()
-                .ok_or_else(|| "policy script returned an unreadable checks() value".to_string())?;
+                .ok_or_else(|| "policy script returned an unreadable checks() value".to_string())?
+                .into_data();
             if checks.reasons.is_empty() {
                 return Err(
                     "evaluate returned checks() with no criteria: nothing was checked".into(),
@@ -321,7 +322,7 @@ mod tests {
         );
         assert_fails_closed(
             r#"let c = checks(); c.require("g", 42, "m", "x"); c"#,
-            "needs a check",
+            "function not found",
         );
         assert_fails_closed("student.no_such_field", "no_such_field");
     }
