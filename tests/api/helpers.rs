@@ -1,0 +1,217 @@
+//! Test helpers: a real server on a random port, on its own fresh database.
+
+use std::path::{Path, PathBuf};
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use eligo::api::Application;
+use eligo::config::Settings;
+
+pub const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
+pub const POSTGRES_ENV: &str = "ELIGO_TEST_POSTGRES_URL";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database made for one test and removed after it.
+pub enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// A fresh database, or None (with a message) when PostgreSQL is not configured.
+    pub fn create(backend: Backend) -> Option<(TestDb, String)> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("eligo.db").display());
+                Some((TestDb::Sqlite(dir), url))
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+                    // Straight to the process's stderr: cargo test captures eprintln!, and a
+                    // skip must be seen.
+                    use std::io::Write;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "SKIPPED (PostgreSQL): {POSTGRES_ENV} is not set; this test ran on SQLite only"
+                    );
+                    return None;
+                };
+                let name = format!("eligo_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = PgConnection::establish(&admin_url).expect("connect to PostgreSQL");
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let url = with_database(&admin_url, &name);
+                Some((TestDb::Postgres { admin_url, name }, url))
+            }
+        }
+    }
+}
+
+/// The same server URL naming another database.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let host_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[host_start..].find('/') {
+        Some(i) => &base[..host_start + i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // A plain thread: Drop may run inside the test's async runtime.
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut conn) = PgConnection::establish(&admin_url) {
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn);
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    _db: TestDb,
+}
+
+pub fn init_logs() {
+    if std::env::var("TEST_LOG").is_ok() {
+        eligo::cli::init_tracing(false);
+    }
+}
+
+/// Starts the service on a random port with a fresh database and the seed rules.
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, Path::new(RULES), |_| {}).await
+}
+
+pub async fn spawn_app_with(
+    backend: Backend,
+    rules: &Path,
+    tweak: impl FnOnce(&mut Settings),
+) -> Option<TestApp> {
+    init_logs();
+    let (db, url) = TestDb::create(backend)?;
+    let mut settings = Settings::new(url.clone(), PathBuf::from(rules));
+    settings.workers = Some(1);
+    settings.db_connections = 4;
+    tweak(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("the service starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        _db: db,
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn put_student(&self, id: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .put(self.url(&format!("/v1/students/{id}")))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn evaluate(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/evaluations"))
+            .json(body)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+/// Reads a problem document, checking its media type and status.
+pub async fn problem(res: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "unexpected status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(ct, "application/problem+json");
+    let body: serde_json::Value = res.json().await.expect("problem JSON");
+    assert_eq!(body["status"], status);
+    assert!(body["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:eligo:problem:"));
+    assert!(!body["title"].as_str().unwrap().is_empty());
+    assert!(!body["detail"].as_str().unwrap().is_empty());
+    body
+}
+
+/// A record that qualifies for IMA v2 and the IVCC waiver on 2024-06-01.
+pub fn qualifying_student(id: &str) -> serde_json::Value {
+    serde_json::json!({
+        "student_id": id,
+        "school_id": "d204-metea-valley",
+        "graduation_date": "2024-05-30",
+        "endorsements": [{"area": "manufacturing_engineering_technology_trades", "status": "earned", "earned_on": "2024-05-30"}],
+        "job_offers": [],
+        "postsecondary": {"institution_id": "ivcc", "status": "enrolled", "term": "2024FA"},
+        "payee_preference": "student"
+    })
+}
+
+/// Defines each test twice: on SQLite always, on PostgreSQL when configured (else it says it
+/// skips).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let $app = $crate::helpers::spawn_app($crate::helpers::Backend::Sqlite).await.expect("sqlite");
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some($app) = $crate::helpers::spawn_app($crate::helpers::Backend::Postgres).await else {
+                        return;
+                    };
+                    $body
+                }
+            )*
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! HTTP integration tests: a real server over real HTTP, each test on its own database, every
+//! suite on SQLite and (when ELIGO_TEST_POSTGRES_URL is set) on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod evaluations;
+mod operations;
+mod policies;
+mod students;

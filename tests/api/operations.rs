@@ -1,0 +1,110 @@
+//! Health, readiness, metrics, request ids, method and route errors, the OpenAPI document.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{problem, qualifying_student};
+use crate::on_both_backends;
+
+on_both_backends! {
+    async fn health_and_readiness(app) {
+        let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(res.headers().contains_key("x-request-id"));
+        let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["status"], "ready");
+    }
+
+    async fn metrics_count_requests_and_decisions(app) {
+        app.evaluate(&json!({"student": qualifying_student("m"), "as_of": "2024-06-01"})).await;
+        app.client.get(app.url("/v1/students/nobody")).send().await.unwrap();
+        let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(text.contains(r#"eligo_http_requests_total{method="POST",route="/v1/evaluations",status="200"} 1"#), "{text}");
+        assert!(text.contains(r#"eligo_http_requests_total{method="GET",route="/v1/students/{id}",status="404"} 1"#), "{text}");
+        assert!(text.contains(r#"eligo_decisions_total{outcome="eligible",policy="ima-mett-scholarship"} 1"#), "{text}");
+        assert!(text.contains(r#"eligo_decisions_total{outcome="ineligible",policy="jjc-ccpe-waiver"} 1"#), "{text}");
+        assert!(text.contains("eligo_http_request_duration_seconds_bucket"), "{text}");
+    }
+
+    async fn request_ids_are_echoed_or_made(app) {
+        let res = app.client.get(app.url("/healthz")).header("x-request-id", "abc-123").send().await.unwrap();
+        assert_eq!(res.headers()["x-request-id"], "abc-123");
+        let res = app.client.get(app.url("/healthz")).header("x-request-id", "bad id").send().await.unwrap();
+        assert_ne!(res.headers()["x-request-id"], "bad id");
+        assert_eq!(res.headers()["x-request-id"].len(), 36);
+    }
+
+    async fn wrong_methods_are_405_with_allow_and_unknown_routes_404(app) {
+        let res = app.client.patch(app.url("/v1/students/x")).send().await.unwrap();
+        assert_eq!(res.headers()["allow"], "GET, PUT, DELETE");
+        problem(res, 405).await;
+        let res = app.client.get(app.url("/v1/evaluations")).send().await.unwrap();
+        assert_eq!(res.headers()["allow"], "POST");
+        problem(res, 405).await;
+        let res = app.client.get(app.url("/v1/nothing-here")).send().await.unwrap();
+        problem(res, 404).await;
+    }
+
+    async fn openapi_and_docs_are_served(app) {
+        let spec: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(spec["openapi"], "3.1.0");
+        assert!(spec["paths"]["/v1/evaluations"]["post"].is_object());
+        let no_redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let res = no_redirect.get(app.url("/docs")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 308);
+        let res = app.client.get(app.url("/docs/")).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(res.text().await.unwrap().contains("swagger"));
+    }
+}
+
+#[test]
+fn the_checked_in_openapi_document_matches_the_code() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+    let checked_in = std::fs::read_to_string(path).unwrap();
+    let generated = eligo::api::openapi::document();
+    assert!(
+        checked_in == generated,
+        "openapi/openapi.json is out of date: run `cargo run -- openapi > openapi/openapi.json`"
+    );
+}
+
+#[test]
+fn every_route_is_documented() {
+    let spec: Value = serde_json::from_str(&eligo::api::openapi::document()).unwrap();
+    for (path, method) in [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/v1/students", "get"),
+        ("/v1/students/import", "post"),
+        ("/v1/students/{id}", "get"),
+        ("/v1/students/{id}", "put"),
+        ("/v1/students/{id}", "delete"),
+        ("/v1/evaluations", "post"),
+        ("/v1/policies", "get"),
+        ("/v1/policies/{id}", "get"),
+    ] {
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
+    }
+}
+
+#[test]
+fn eligo_migrate_prepares_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+        .args(["migrate", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("m.db").exists());
+}
