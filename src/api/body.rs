@@ -79,6 +79,10 @@ pub async fn read_json<T: DeserializeOwned>(
 }
 
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Fast path without path tracking; the slow one only runs to explain a failure.
+    if let Ok(v) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize::<_, T>(de);
     match value {

@@ -16,7 +16,7 @@ use crate::service::preview::Subject;
 pub struct EvaluationRequest {
     /// A record to evaluate inline (validated, not stored). Give this or `student_id`.
     #[schema(value_type = Option<Student>)]
-    pub student: Option<serde_json::Value>,
+    pub student: Option<Box<serde_json::value::RawValue>>,
     /// A stored record to evaluate. Give this or `student`.
     pub student_id: Option<String>,
     /// Only these policies (default: every policy in effect on `as_of`).
@@ -57,7 +57,7 @@ pub async fn create_evaluation(
     let body: EvaluationRequest = read_json(&req, payload, state.settings.max_body_bytes).await?;
     let subject = match (body.student, body.student_id) {
         (Some(record), None) => {
-            Subject::Inline(Box::new(Student::from_value(record).map_err(|e| {
+            Subject::Inline(Box::new(Student::from_json(record.get()).map_err(|e| {
                 let mut err =
                     ApiError::from(crate::service::ServiceError::InvalidRecord(e.clone()));
                 let field = if e.field.is_empty() {

@@ -15,11 +15,23 @@ use super::student::Student;
 
 /// A record made ready for scripts once, then shared by every policy evaluated for it.
 #[derive(Debug, Clone)]
-pub struct Prepared(Dynamic);
+pub struct Prepared {
+    value: Dynamic,
+    student: Rc<Student>,
+}
 
 impl Prepared {
     pub fn new(student: Student) -> Self {
-        Self(Dynamic::from(StudentRef(Rc::new(student))))
+        let student = Rc::new(student);
+        Self {
+            value: Dynamic::from(StudentRef(student.clone())),
+            student,
+        }
+    }
+
+    /// The record inside.
+    pub fn student(&self) -> &Student {
+        &self.student
     }
 }
 
@@ -33,11 +45,45 @@ struct Compiled {
 pub struct Evaluator {
     engine: Engine,
     compiled: HashMap<String, Rc<Compiled>>,
+    /// The operation limit of `Limits`; `evaluate_within` lowers it for one call.
+    max_operations: u64,
+}
+
+/// Why `run` failed: the script's own fault, or a caller's tighter budget running out.
+enum RunError {
+    Script(String),
+    OverBudget,
+}
+
+impl From<String> for RunError {
+    fn from(s: String) -> Self {
+        Self::Script(s)
+    }
 }
 
 impl Default for Evaluator {
     fn default() -> Self {
         Self::new(&Limits::default())
+    }
+}
+
+impl Decision {
+    /// An `error` decision for `policy`: the shape every failure takes.
+    pub fn failed(policy: &PolicyVersion, as_of: NaiveDate, message: &str) -> Self {
+        Decision {
+            policy_id: policy.meta.id.clone(),
+            version: policy.meta.version,
+            hash: policy.hash.clone(),
+            title: policy.meta.title.clone(),
+            sponsor: policy.meta.sponsor.clone(),
+            award: policy.meta.award.clone(),
+            as_of,
+            outcome: Outcome::Error,
+            reasons: Vec::new(),
+            missing: Vec::new(),
+            payee: None,
+            error: Some(message.to_string()),
+        }
     }
 }
 
@@ -58,6 +104,7 @@ impl Evaluator {
         Self {
             engine: build_engine(limits),
             compiled: HashMap::new(),
+            max_operations: limits.max_operations,
         }
     }
 
@@ -82,21 +129,48 @@ impl Evaluator {
         student: &Prepared,
         as_of: NaiveDate,
     ) -> Decision {
-        let mut decision = Decision {
-            policy_id: policy.meta.id.clone(),
-            version: policy.meta.version,
-            hash: policy.hash.clone(),
-            title: policy.meta.title.clone(),
-            sponsor: policy.meta.sponsor.clone(),
-            award: policy.meta.award.clone(),
-            as_of,
-            outcome: Outcome::Error,
-            reasons: Vec::new(),
-            missing: Vec::new(),
-            payee: None,
-            error: None,
-        };
-        match self.run(policy, student, as_of) {
+        match self.evaluate_budgeted(policy, student, as_of, None) {
+            Some(d) => d,
+            // Without a tighter budget the limit is the engine's own: an exhausted limit is an
+            // error decision, never None.
+            None => Decision::failed(policy, as_of, "policy script failed: Too many operations"),
+        }
+    }
+
+    /// Evaluates with at most `budget` operations (never more than the engine limit). `None`
+    /// when the budget ran out before the script finished: the caller may run it again with the
+    /// full limit where spending longer is harmless (a blocking thread). Scripts are pure, so a
+    /// second run decides the same.
+    pub fn evaluate_within(
+        &mut self,
+        policy: &PolicyVersion,
+        student: &Prepared,
+        as_of: NaiveDate,
+        budget: u64,
+    ) -> Option<Decision> {
+        self.evaluate_budgeted(policy, student, as_of, Some(budget))
+    }
+
+    fn evaluate_budgeted(
+        &mut self,
+        policy: &PolicyVersion,
+        student: &Prepared,
+        as_of: NaiveDate,
+        budget: Option<u64>,
+    ) -> Option<Decision> {
+        let mut decision = Decision::failed(policy, as_of, "");
+        decision.error = None;
+        let limit = budget.map_or(self.max_operations, |b| b.min(self.max_operations));
+        let tighter = limit < self.max_operations;
+        self.engine.set_max_operations(limit);
+        let result = self.run(policy, student, as_of);
+        self.engine.set_max_operations(self.max_operations);
+        match result {
+            Err(RunError::OverBudget) if tighter => return None,
+            Err(RunError::OverBudget) => {
+                decision.error = Some("policy script failed: Too many operations".into())
+            }
+            Err(RunError::Script(message)) => decision.error = Some(message),
             Ok((reasons, missing, payee)) => {
                 let eligible = reasons.iter().all(|r| r.status == Status::Passed);
                 decision.outcome = if eligible {
@@ -116,9 +190,8 @@ impl Evaluator {
                 decision.reasons = reasons;
                 decision.missing = if eligible { Vec::new() } else { missing };
             }
-            Err(message) => decision.error = Some(message),
         }
-        decision
+        Some(decision)
     }
 
     /// Parses, prepares and evaluates in one go (the CLI's path; the service prepares once).
@@ -137,7 +210,7 @@ impl Evaluator {
         policy: &PolicyVersion,
         student: &Prepared,
         as_of: NaiveDate,
-    ) -> Result<(Vec<Reason>, Vec<Missing>, Option<Payee>), String> {
+    ) -> Result<(Vec<Reason>, Vec<Missing>, Option<Payee>), RunError> {
         let compiled = self.compiled(policy)?;
         let ctx = Context {
             as_of: ImmutableString::from(super::engine::date_text(as_of)),
@@ -150,30 +223,38 @@ impl Evaluator {
                 &mut Scope::new(),
                 &compiled.ast,
                 "evaluate",
-                (student.0.clone(), Dynamic::from(ctx)),
+                (student.value.clone(), Dynamic::from(ctx)),
             )
-            .map_err(|e| format!("policy script failed: {e}"))?;
+            .map_err(|e| match *e {
+                rhai::EvalAltResult::ErrorTooManyOperations(..) => RunError::OverBudget,
+                other => RunError::Script(format!("policy script failed: {other}")),
+            })?;
         if value.is::<Checks>() {
             let checks = value
                 .try_cast::<Checks>()
-                .ok_or_else(|| "policy script returned an unreadable checks() value".to_string())?
+                .ok_or_else(|| {
+                    RunError::Script("policy script returned an unreadable checks() value".into())
+                })?
                 .into_data();
             if checks.reasons.is_empty() {
-                return Err(
+                return Err(RunError::Script(
                     "evaluate returned checks() with no criteria: nothing was checked".into(),
-                );
+                ));
             }
             return Ok((checks.reasons, checks.missing, checks.payee));
         }
         if value.is_map() {
-            let map: ReturnedMap = rhai::serde::from_dynamic(&value)
-                .map_err(|e| format!("evaluate returned a malformed decision map: {e}"))?;
+            let map: ReturnedMap = rhai::serde::from_dynamic(&value).map_err(|e| {
+                RunError::Script(format!("evaluate returned a malformed decision map: {e}"))
+            })?;
             let all_passed = map.reasons.iter().all(|r| r.status == Status::Passed);
             if map.reasons.is_empty() {
-                return Err("evaluate returned no reasons: nothing was checked".into());
+                return Err(RunError::Script(
+                    "evaluate returned no reasons: nothing was checked".into(),
+                ));
             }
             if map.eligible != all_passed {
-                return Err(format!(
+                return Err(RunError::Script(format!(
                     "evaluate returned eligible = {} but its reasons say {}",
                     map.eligible,
                     if all_passed {
@@ -181,14 +262,14 @@ impl Evaluator {
                     } else {
                         "a criterion did not pass"
                     }
-                ));
+                )));
             }
             return Ok((map.reasons, map.missing, map.payee));
         }
-        Err(format!(
+        Err(RunError::Script(format!(
             "evaluate must return checks() or a map with eligible, reasons and missing; it returned {}",
             value.type_name()
-        ))
+        )))
     }
 }
 
@@ -433,5 +514,25 @@ mod tests {
         assert_eq!(ev.evaluate(&b, &s1, as_of).outcome, Outcome::Ineligible);
         assert_eq!(ev.evaluate(&b, &s2, as_of).outcome, Outcome::Eligible);
         assert_eq!(ev.evaluate(&a, &s2, as_of).outcome, Outcome::Ineligible);
+    }
+
+    #[test]
+    fn a_tight_budget_gives_way_and_the_full_limit_decides() {
+        let p = policy(
+            r#"let n = 0; while n < 2000 { n += 1; }
+               let c = checks(); c.require("n", n == 2000, "N", "n"); c"#,
+        )
+        .unwrap();
+        let mut ev = Evaluator::default();
+        let s = student(r#"{"student_id":"s1"}"#);
+        let as_of = "2024-06-01".parse().unwrap();
+        assert!(ev.evaluate_within(&p, &s, as_of, 500).is_none());
+        let d = ev.evaluate_within(&p, &s, as_of, 1_000_000).unwrap();
+        assert_eq!(d.outcome, Outcome::Eligible);
+        // The engine's own limit is restored after a budgeted call.
+        assert_eq!(ev.evaluate(&p, &s, as_of).outcome, Outcome::Eligible);
+        let endless = policy("loop { }").unwrap();
+        let d = ev.evaluate_within(&endless, &s, as_of, u64::MAX).unwrap();
+        assert_eq!(d.outcome, Outcome::Error);
     }
 }

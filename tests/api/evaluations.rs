@@ -100,3 +100,28 @@ on_both_backends! {
         assert_eq!(body["decisions"], json!([]));
     }
 }
+
+#[tokio::test]
+async fn a_heavy_policy_is_moved_off_the_workers_and_still_decides() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(
+        rules.path().join("heavy.rhai"),
+        r#"fn policy() { #{ id: "heavy", version: 1, title: "Heavy", sponsor: "s",
+              award: #{ kind: "scholarship", amount_cents: 100 }, effective_from: "2020-01-01" } }
+           fn evaluate(student, ctx) {
+               let n = 0; while n < 20000 { n += 1; }
+               let c = checks(); c.require("counted", n == 20000, "Counted", "count"); c
+           }"#,
+    )
+    .unwrap();
+    let app = crate::helpers::spawn_app_with(crate::helpers::Backend::Sqlite, rules.path(), |_| {})
+        .await
+        .unwrap();
+    let body: Value = app
+        .evaluate(&json!({"student": {"student_id": "h"}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["decisions"][0]["outcome"], "eligible", "{body}");
+}
