@@ -109,8 +109,8 @@ async fn a_heavy_policy_is_moved_off_the_workers_and_still_decides() {
         r#"fn policy() { #{ id: "heavy", version: 1, title: "Heavy", sponsor: "s",
               award: #{ kind: "scholarship", amount_cents: 100 }, effective_from: "2020-01-01" } }
            fn evaluate(student, ctx) {
-               let n = 0; while n < 20000 { n += 1; }
-               let c = checks(); c.require("counted", n == 20000, "Counted", "count"); c
+               let n = 0; while n < 4000 { n += 1; }
+               let c = checks(); c.require("counted", n == 4000, "Counted", "count"); c
            }"#,
     )
     .unwrap();
