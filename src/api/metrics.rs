@@ -13,6 +13,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     decisions: IntCounterVec,
+    awards: IntCounterVec,
 }
 
 impl Metrics {
@@ -44,12 +45,21 @@ impl Metrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
+        let awards = IntCounterVec::new(
+            Opts::new(
+                "eligo_awards_total",
+                "Award responses by policy and decision (granted, denied)",
+            ),
+            &["policy", "decision"],
+        )?;
         registry.register(Box::new(decisions.clone()))?;
+        registry.register(Box::new(awards.clone()))?;
         Ok(Self {
             registry,
             requests,
             latency,
             decisions,
+            awards,
         })
     }
 
@@ -68,6 +78,10 @@ impl Metrics {
                 .with_label_values(&[&d.policy_id, d.outcome.as_str()])
                 .inc();
         }
+    }
+
+    pub fn observe_award(&self, policy: &str, decision: &str) {
+        self.awards.with_label_values(&[policy, decision]).inc();
     }
 
     /// The Prometheus text exposition.

@@ -4,10 +4,12 @@
 // per request, so boxing it would buy nothing measurable.
 #![allow(clippy::result_large_err)]
 
+pub mod awards;
 pub mod body;
 pub mod error;
 pub mod evaluations;
 pub mod health;
+pub mod ledger;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
@@ -32,6 +34,10 @@ pub struct AppState {
     pub settings: Settings,
     pub metrics: web::Data<Metrics>,
 }
+
+/// The id of the access key a request acts with (set by authentication).
+#[derive(Debug, Clone)]
+pub struct CallerKey(pub String);
 
 /// A resource that answers 405 with `Allow` for methods it does not serve.
 fn resource(path: &str, allow: &'static str) -> Resource {
@@ -62,6 +68,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(resource("/v1/policies", "GET").route(web::get().to(policies::list_policies)))
         .service(resource("/v1/policies/{id}", "GET").route(web::get().to(policies::get_policy)))
+        .service(
+            resource("/v1/policies/{id}/budget", "GET, PUT")
+                .route(web::get().to(policies::get_budget))
+                .route(web::put().to(policies::put_budget)),
+        )
+        .service(resource("/v1/awards", "POST").route(web::post().to(awards::create_award)))
+        .service(
+            resource("/v1/awards/{id}/revoke", "POST").route(web::post().to(awards::revoke_award)),
+        )
+        .service(resource("/v1/ledger", "GET").route(web::get().to(ledger::list_ledger)))
+        .service(resource("/v1/ledger/verify", "GET").route(web::get().to(ledger::verify_ledger)))
+        .service(
+            resource("/v1/ledger/{seq}/replay", "POST").route(web::post().to(ledger::replay_entry)),
+        )
         .service(web::resource("/docs").route(web::get().to(|| async {
             HttpResponse::PermanentRedirect()
                 .insert_header(("Location", "/docs/"))

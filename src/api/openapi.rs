@@ -3,7 +3,7 @@
 
 use utoipa::OpenApi;
 
-use super::{evaluations, health, policies, students};
+use super::{awards, evaluations, health, ledger, policies, students};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,11 +24,20 @@ use super::{evaluations, health, policies, students};
         evaluations::create_evaluation,
         policies::list_policies,
         policies::get_policy,
+        policies::get_budget,
+        policies::put_budget,
+        awards::create_award,
+        awards::revoke_award,
+        ledger::list_ledger,
+        ledger::verify_ledger,
+        ledger::replay_entry,
     ),
     tags(
         (name = "students", description = "Student records"),
         (name = "evaluations", description = "Previews: what a student qualifies for and what is missing"),
-        (name = "policies", description = "Published policy versions"),
+        (name = "policies", description = "Published policy versions and program budgets"),
+        (name = "awards", description = "Awards and revocations, recorded in the ledger"),
+        (name = "ledger", description = "The append-only, hash-chained ledger of award decisions"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::policy::Award;
+use crate::service::awards::BudgetView;
 use crate::service::policies::PublishedVersion;
+use crate::store::awards::BudgetLimits;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersionView {
@@ -99,4 +101,44 @@ pub async fn get_policy(
     let id = id.into_inner();
     let versions = state.service.policy(&id).await?;
     Ok(HttpResponse::Ok().json(view(id, versions, true)))
+}
+
+/// Set a program's budget: `total_cents` for scholarships, `max_awards` for waivers.
+#[utoipa::path(
+    put, path = "/v1/policies/{id}/budget", tag = "policies",
+    params(("id" = String, Path, description = "Policy id")),
+    request_body = BudgetLimits,
+    responses(
+        (status = 200, body = BudgetView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip(state, req, payload))]
+pub async fn put_budget(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let limits: BudgetLimits =
+        super::body::read_json(&req, payload, state.settings.max_body_bytes).await?;
+    Ok(HttpResponse::Ok().json(state.service.set_budget(id.into_inner(), limits).await?))
+}
+
+/// A program's budget: total, committed and remaining.
+#[utoipa::path(
+    get, path = "/v1/policies/{id}/budget", tag = "policies",
+    params(("id" = String, Path, description = "Policy id")),
+    responses(
+        (status = 200, body = BudgetView),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip(state))]
+pub async fn get_budget(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.service.budget(id.into_inner()).await?))
 }

@@ -1,6 +1,7 @@
 //! Use cases that combine the policy core and the store: previews, students, policies.
 //! Async at the edges; the store and the engine run on the blocking pool.
 
+pub mod awards;
 pub mod import;
 pub mod policies;
 pub mod preview;
@@ -66,6 +67,7 @@ pub enum StartError {
 pub struct Service {
     store: Store,
     registry: Arc<RwLock<Arc<Registry>>>,
+    awards: awards::AwardQueue,
 }
 
 thread_local! {
@@ -116,6 +118,7 @@ impl Service {
             .collect();
         let registry = Registry::new(stored, files.suites().to_vec())?;
         Ok(Self {
+            awards: awards::AwardQueue::start(store.clone()),
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),
         })

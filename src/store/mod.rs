@@ -1,7 +1,9 @@
 //! The database behind one narrow interface: `Store`. Synchronous (diesel); the service calls
 //! it from the blocking pool.
 
+pub mod awards;
 pub mod conn;
+pub mod ledger;
 pub mod policies;
 pub mod schema;
 pub mod students;

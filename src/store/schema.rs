@@ -25,3 +25,70 @@ diesel::table! {
         published_at -> Text,
     }
 }
+
+diesel::table! {
+    programs (policy_id) {
+        policy_id -> Text,
+        head_seq -> BigInt,
+        head_hash -> Text,
+        budget_total_cents -> Nullable<BigInt>,
+        budget_max_awards -> Nullable<BigInt>,
+        committed_cents -> BigInt,
+        committed_awards -> BigInt,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    ledger (seq) {
+        seq -> BigInt,
+        policy_id -> Text,
+        chain_seq -> BigInt,
+        kind -> Text,
+        recorded_at -> Text,
+        key_id -> Text,
+        request_id -> Text,
+        idempotency_key -> Nullable<Text>,
+        student_id -> Text,
+        policy_version -> Integer,
+        policy_hash -> Text,
+        eligo_version -> Text,
+        rhai_version -> Text,
+        as_of -> Text,
+        record -> Text,
+        outcome -> Text,
+        reason_code -> Nullable<Text>,
+        evaluation -> Text,
+        award -> Text,
+        amount_cents -> BigInt,
+        payee -> Nullable<Text>,
+        award_id -> Nullable<Text>,
+        note -> Nullable<Text>,
+        prev_hash -> Text,
+        entry_hash -> Text,
+    }
+}
+
+diesel::table! {
+    awards (award_id) {
+        award_id -> Text,
+        policy_id -> Text,
+        student_id -> Text,
+        once_per_student -> Bool,
+        amount_cents -> BigInt,
+        granted_seq -> BigInt,
+        revoked_seq -> Nullable<BigInt>,
+        active -> Bool,
+    }
+}
+
+diesel::table! {
+    idempotency (key_id, idempotency_key) {
+        key_id -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        status -> Integer,
+        response -> Text,
+        created_at -> Text,
+    }
+}

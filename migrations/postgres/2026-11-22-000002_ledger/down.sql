@@ -1,0 +1,4 @@
+DROP TABLE idempotency;
+DROP TABLE awards;
+DROP TABLE ledger;
+DROP TABLE programs;

@@ -1,0 +1,144 @@
+//! Award and revocation handlers.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::body::read_json;
+use super::error::{ApiError, Problem};
+use super::observe::RequestId;
+use super::AppState;
+use crate::service::awards::{Actor, AwardRequest, AwardResponse, LedgerRef};
+use crate::store::awards::AwardReply;
+
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Who is acting: the caller's key id (until access keys exist, `anonymous`) and request id.
+pub fn actor(req: &HttpRequest) -> Actor {
+    Actor {
+        key_id: req
+            .extensions()
+            .get::<super::CallerKey>()
+            .map_or_else(|| "anonymous".to_string(), |k| k.0.clone()),
+        request_id: req
+            .extensions()
+            .get::<RequestId>()
+            .map_or_else(String::new, |r| r.0.clone()),
+    }
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
+    let value = req.headers().get(IDEMPOTENCY_KEY).ok_or_else(|| {
+        ApiError::bad_request("an Idempotency-Key header is required").with_field("Idempotency-Key")
+    })?;
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1-255 visible ASCII characters")
+                .with_field("Idempotency-Key")
+        })?;
+    Ok(key.to_string())
+}
+
+/// Decide and record an award: evaluates the stored student, then, in one transaction, checks
+/// once-per-student and the budget and appends the decision to the ledger. `201` for a new
+/// decision (granted or denied); the same `Idempotency-Key` with the same body returns the
+/// original response; with a different body, `422`.
+#[utoipa::path(
+    post, path = "/v1/awards", tag = "awards",
+    params(("Idempotency-Key" = String, Header, description = "Unique per request (1-255 visible ASCII); kept 7 days")),
+    request_body = AwardRequest,
+    responses(
+        (status = 201, description = "A new decision, granted or denied", body = AwardResponse),
+        (status = 400, description = "Missing Idempotency-Key or malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown student or policy", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid request, no version in effect, or the key was used for another request", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip(state, req, payload))]
+pub async fn create_award(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let key = idempotency_key(&req)?;
+    let body: AwardRequest = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let reply = state.service.award(body, key, actor(&req)).await?;
+    match reply {
+        AwardReply::Recorded { status, body } | AwardReply::Replayed { status, body } => {
+            if let Ok(parsed) = serde_json::from_str::<AwardResponse>(&body) {
+                state
+                    .metrics
+                    .observe_award(&parsed.policy_id, &parsed.decision);
+            }
+            Ok(
+                HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED))
+                    .insert_header((header::CONTENT_TYPE, "application/json"))
+                    .body(body),
+            )
+        }
+        AwardReply::KeyReused => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            "this Idempotency-Key was used for a different request",
+        )
+        .with_field("Idempotency-Key")),
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Why the award is revoked (recorded in the ledger).
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+pub struct RevokeResponse {
+    pub award_id: String,
+    pub policy_id: String,
+    pub revoked: bool,
+    pub ledger: LedgerRef,
+}
+
+/// Revoke an award: appends a revocation entry, frees the budget, and lets the student be
+/// awarded again. Nothing is updated in place.
+#[utoipa::path(
+    post, path = "/v1/awards/{id}/revoke", tag = "awards",
+    params(("id" = String, Path, description = "Award id")),
+    request_body = RevokeRequest,
+    responses(
+        (status = 201, body = RevokeResponse),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip(state, req, payload))]
+pub async fn revoke_award(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body: RevokeRequest = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let award_id = id.into_inner();
+    let r = state
+        .service
+        .revoke(award_id.clone(), body.reason, actor(&req))
+        .await?;
+    Ok(HttpResponse::Created().json(RevokeResponse {
+        award_id,
+        policy_id: r.policy_id,
+        revoked: true,
+        ledger: LedgerRef {
+            seq: r.seq,
+            entry_hash: r.entry_hash,
+            recorded_at: r.recorded_at,
+        },
+    }))
+}

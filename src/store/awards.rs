@@ -1,0 +1,481 @@
+//! Award transactions: idempotency, once-per-student, budgets and the ledger append, decided
+//! together under a lock on the program's row so they stay exact across processes.
+//!
+//! SQLite: `BEGIN IMMEDIATE` takes the database's write lock up front. PostgreSQL: `SELECT ... FOR
+//! UPDATE` on the program row. Several queued awards share one transaction (group commit), each
+//! in its own savepoint so one failing award does not undo the others.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::{PgConnection, SqliteConnection};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::ledger::{NewEntry, ELIGO_VERSION, ENGINE_VERSION, GENESIS};
+use super::schema::{awards, idempotency, ledger, programs};
+use super::{now_text, Store, StoreError};
+use crate::policy::{Award, Decision, Outcome, PolicyVersion};
+use crate::with_conn;
+
+/// A program's chain head and budget counters.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = programs)]
+pub struct Program {
+    pub policy_id: String,
+    pub head_seq: i64,
+    pub head_hash: String,
+    pub budget_total_cents: Option<i64>,
+    pub budget_max_awards: Option<i64>,
+    pub committed_cents: i64,
+    pub committed_awards: i64,
+    pub updated_at: String,
+}
+
+/// What a program may spend. Absent limits mean unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetLimits {
+    #[serde(default)]
+    pub total_cents: Option<i64>,
+    #[serde(default)]
+    pub max_awards: Option<i64>,
+}
+
+/// Transactions that need the write lock first: SQLite's IMMEDIATE transactions, PostgreSQL's
+/// row locks.
+pub(crate) trait WriteConn: Connection {
+    fn write_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<DieselError>;
+    /// The program's row, created if missing, locked until the transaction ends.
+    fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program>;
+}
+
+impl WriteConn for SqliteConnection {
+    fn write_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<DieselError>,
+    {
+        self.immediate_transaction(f)
+    }
+
+    fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program> {
+        diesel::insert_into(programs::table)
+            .values((
+                programs::policy_id.eq(policy_id),
+                programs::head_hash.eq(GENESIS),
+                programs::updated_at.eq(now_text()),
+            ))
+            .on_conflict_do_nothing()
+            .execute(self)?;
+        programs::table
+            .find(policy_id)
+            .select(Program::as_select())
+            .first(self)
+    }
+}
+
+impl WriteConn for PgConnection {
+    fn write_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<DieselError>,
+    {
+        self.transaction(f)
+    }
+
+    fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program> {
+        diesel::insert_into(programs::table)
+            .values((
+                programs::policy_id.eq(policy_id),
+                programs::head_hash.eq(GENESIS),
+                programs::updated_at.eq(now_text()),
+            ))
+            .on_conflict_do_nothing()
+            .execute(self)?;
+        programs::table
+            .find(policy_id)
+            .select(Program::as_select())
+            .for_update()
+            .first(self)
+    }
+}
+
+/// One award request, evaluated, waiting to be decided and recorded.
+#[derive(Debug, Clone)]
+pub struct AwardJob {
+    pub key_id: String,
+    pub idempotency_key: String,
+    /// SHA-256 of the request as sent, to tell a retry from a different request.
+    pub request_hash: String,
+    pub request_id: String,
+    pub policy: Arc<PolicyVersion>,
+    pub student_id: String,
+    /// The record exactly as evaluated (JSON).
+    pub record: String,
+    pub as_of: NaiveDate,
+    pub decision: Decision,
+}
+
+/// What was appended for a new decision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub seq: i64,
+    pub entry_hash: String,
+    pub recorded_at: String,
+    /// `granted` or `denied`.
+    pub outcome: &'static str,
+    pub reason_code: Option<&'static str>,
+    pub award_id: Option<String>,
+}
+
+/// The answer to an award request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AwardReply {
+    /// A new decision was recorded; the response rendered for it.
+    Recorded { status: u16, body: String },
+    /// The same key and request came before: the original response.
+    Replayed { status: u16, body: String },
+    /// The key was used before for a different request.
+    KeyReused,
+}
+
+/// Renders the response of a new decision (stored with the idempotency key).
+pub type Render<'a> = &'a (dyn Fn(&AwardJob, &Recorded) -> (u16, String) + Sync);
+
+fn amount_of(award: &Award) -> i64 {
+    match award {
+        Award::Scholarship { amount_cents } => *amount_cents,
+        Award::TuitionWaiver { .. } => 0,
+    }
+}
+
+fn is_unique_violation(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Query(DieselError::DatabaseError(
+            DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}
+
+/// The revocation of an award, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revoked {
+    pub seq: i64,
+    pub entry_hash: String,
+    pub recorded_at: String,
+    pub policy_id: String,
+}
+
+/// Why a revocation was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RevokeRefusal {
+    NotFound,
+    AlreadyRevoked,
+}
+
+macro_rules! decide_one {
+    ($c:ident, $job:expr, $render:expr) => {{
+        let job: &AwardJob = $job;
+        let existing: Option<(String, i32, String)> = idempotency::table
+            .find((&job.key_id, &job.idempotency_key))
+            .select((
+                idempotency::request_hash,
+                idempotency::status,
+                idempotency::response,
+            ))
+            .first($c)
+            .optional()?;
+        if let Some((hash, status, body)) = existing {
+            return Ok(if hash == job.request_hash {
+                AwardReply::Replayed {
+                    status: status as u16,
+                    body,
+                }
+            } else {
+                AwardReply::KeyReused
+            });
+        }
+        let meta = &job.policy.meta;
+        let program = $c.lock_program(&meta.id)?;
+        let amount = amount_of(&meta.award);
+        let (outcome, reason): (&'static str, Option<&'static str>) = match job.decision.outcome {
+            Outcome::Error => ("denied", Some("policy_error")),
+            Outcome::Ineligible => ("denied", Some("ineligible")),
+            Outcome::Eligible => {
+                let already = meta.once_per_student
+                    && awards::table
+                        .filter(awards::policy_id.eq(&meta.id))
+                        .filter(awards::student_id.eq(&job.student_id))
+                        .filter(awards::active.eq(true))
+                        .select(awards::award_id)
+                        .first::<String>($c)
+                        .optional()?
+                        .is_some();
+                let over_money = program
+                    .budget_total_cents
+                    .is_some_and(|t| program.committed_cents + amount > t);
+                let over_count = program
+                    .budget_max_awards
+                    .is_some_and(|m| program.committed_awards + 1 > m);
+                if already {
+                    ("denied", Some("already_awarded"))
+                } else if over_money || over_count {
+                    ("denied", Some("budget_exhausted"))
+                } else {
+                    ("granted", None)
+                }
+            }
+        };
+        let granted = outcome == "granted";
+        let award_id = granted.then(|| uuid::Uuid::new_v4().to_string());
+        let now = now_text();
+        let entry = NewEntry {
+            policy_id: meta.id.clone(),
+            chain_seq: program.head_seq + 1,
+            kind: "decision".into(),
+            recorded_at: now.clone(),
+            key_id: job.key_id.clone(),
+            request_id: job.request_id.clone(),
+            idempotency_key: Some(job.idempotency_key.clone()),
+            student_id: job.student_id.clone(),
+            policy_version: meta.version as i32,
+            policy_hash: job.policy.hash.clone(),
+            eligo_version: ELIGO_VERSION.into(),
+            rhai_version: ENGINE_VERSION.into(),
+            as_of: job.as_of.to_string(),
+            record: job.record.clone(),
+            outcome: outcome.into(),
+            reason_code: reason.map(str::to_string),
+            evaluation: to_json(&job.decision),
+            award: to_json(&meta.award),
+            amount_cents: if granted { amount } else { 0 },
+            payee: if granted {
+                job.decision.payee.as_ref().map(to_json)
+            } else {
+                None
+            },
+            award_id: award_id.clone(),
+            note: None,
+            prev_hash: program.head_hash.clone(),
+            entry_hash: String::new(),
+        }
+        .seal();
+        let seq: i64 = diesel::insert_into(ledger::table)
+            .values(&entry)
+            .returning(ledger::seq)
+            .get_result($c)?;
+        if let Some(id) = &award_id {
+            diesel::insert_into(awards::table)
+                .values((
+                    awards::award_id.eq(id),
+                    awards::policy_id.eq(&meta.id),
+                    awards::student_id.eq(&job.student_id),
+                    awards::once_per_student.eq(meta.once_per_student),
+                    awards::amount_cents.eq(amount),
+                    awards::granted_seq.eq(seq),
+                    awards::active.eq(true),
+                ))
+                .execute($c)?;
+        }
+        diesel::update(programs::table.find(&meta.id))
+            .set((
+                programs::head_seq.eq(entry.chain_seq),
+                programs::head_hash.eq(&entry.entry_hash),
+                programs::committed_cents.eq(program.committed_cents + entry.amount_cents),
+                programs::committed_awards.eq(program.committed_awards + i64::from(granted)),
+                programs::updated_at.eq(&now),
+            ))
+            .execute($c)?;
+        let recorded = Recorded {
+            seq,
+            entry_hash: entry.entry_hash.clone(),
+            recorded_at: now.clone(),
+            outcome,
+            reason_code: reason,
+            award_id,
+        };
+        let (status, body) = ($render)(job, &recorded);
+        diesel::insert_into(idempotency::table)
+            .values((
+                idempotency::key_id.eq(&job.key_id),
+                idempotency::idempotency_key.eq(&job.idempotency_key),
+                idempotency::request_hash.eq(&job.request_hash),
+                idempotency::status.eq(i32::from(status)),
+                idempotency::response.eq(&body),
+                idempotency::created_at.eq(&now),
+            ))
+            .execute($c)?;
+        Ok(AwardReply::Recorded { status, body })
+    }};
+}
+
+/// JSON text of a value, for ledger columns (these types always serialize).
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl Store {
+    /// Decides and records a batch of awards in one transaction (group commit). Each award gets
+    /// its own result; a database error in one does not undo the others. An award that loses a
+    /// race on a unique constraint (another process recorded the same key or award first) is
+    /// decided again, and then sees the winner.
+    pub fn award_batch(
+        &self,
+        jobs: &[AwardJob],
+        render: Render<'_>,
+    ) -> Result<Vec<Result<AwardReply, StoreError>>, StoreError> {
+        let mut conn = self.conn()?;
+        with_conn!(&mut *conn, |c| c.write_tx(|c| {
+            let mut results = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let mut attempt = || {
+                    c.transaction(|c| -> Result<AwardReply, StoreError> {
+                        decide_one!(c, job, render)
+                    })
+                };
+                let result = match attempt() {
+                    Err(e) if is_unique_violation(&e) => attempt(),
+                    other => other,
+                };
+                results.push(result);
+            }
+            Ok::<_, StoreError>(results)
+        }))
+    }
+
+    /// Appends a revocation of `award_id` and frees its budget.
+    pub fn revoke_award(
+        &self,
+        award_id: &str,
+        reason: &str,
+        key_id: &str,
+        request_id: &str,
+    ) -> Result<Result<Revoked, RevokeRefusal>, StoreError> {
+        let mut conn = self.conn()?;
+        with_conn!(&mut *conn, |c| c.write_tx(|c| {
+            let policy_id: Option<String> = awards::table
+                .find(award_id)
+                .select(awards::policy_id)
+                .first(c)
+                .optional()?;
+            let Some(policy_id) = policy_id else {
+                return Ok(Err(RevokeRefusal::NotFound));
+            };
+            let program = c.lock_program(&policy_id)?;
+            let (student_id, amount, granted_seq, active): (String, i64, i64, bool) = awards::table
+                .find(award_id)
+                .select((
+                    awards::student_id,
+                    awards::amount_cents,
+                    awards::granted_seq,
+                    awards::active,
+                ))
+                .first(c)?;
+            if !active {
+                return Ok(Err(RevokeRefusal::AlreadyRevoked));
+            }
+            let granted: super::ledger::Entry = ledger::table
+                .find(granted_seq)
+                .select(super::ledger::Entry::as_select())
+                .first(c)?;
+            let now = now_text();
+            let entry = NewEntry {
+                policy_id: policy_id.clone(),
+                chain_seq: program.head_seq + 1,
+                kind: "revocation".into(),
+                recorded_at: now.clone(),
+                key_id: key_id.into(),
+                request_id: request_id.into(),
+                idempotency_key: None,
+                student_id,
+                policy_version: granted.policy_version,
+                policy_hash: granted.policy_hash,
+                eligo_version: ELIGO_VERSION.into(),
+                rhai_version: ENGINE_VERSION.into(),
+                as_of: granted.as_of,
+                record: granted.record,
+                outcome: "revoked".into(),
+                reason_code: Some("revoked".into()),
+                evaluation: granted.evaluation,
+                award: granted.award,
+                amount_cents: -amount,
+                payee: granted.payee,
+                award_id: Some(award_id.to_string()),
+                note: Some(reason.to_string()),
+                prev_hash: program.head_hash.clone(),
+                entry_hash: String::new(),
+            }
+            .seal();
+            let seq: i64 = diesel::insert_into(ledger::table)
+                .values(&entry)
+                .returning(ledger::seq)
+                .get_result(c)?;
+            diesel::update(awards::table.find(award_id))
+                .set((awards::active.eq(false), awards::revoked_seq.eq(seq)))
+                .execute(c)?;
+            diesel::update(programs::table.find(&policy_id))
+                .set((
+                    programs::head_seq.eq(entry.chain_seq),
+                    programs::head_hash.eq(&entry.entry_hash),
+                    programs::committed_cents.eq(program.committed_cents - amount),
+                    programs::committed_awards.eq(program.committed_awards - 1),
+                    programs::updated_at.eq(&now),
+                ))
+                .execute(c)?;
+            Ok::<_, StoreError>(Ok(Revoked {
+                seq,
+                entry_hash: entry.entry_hash,
+                recorded_at: now,
+                policy_id,
+            }))
+        }))
+    }
+
+    /// Sets a program's budget limits (under the program lock); returns the program.
+    pub fn set_budget(&self, policy_id: &str, limits: BudgetLimits) -> Result<Program, StoreError> {
+        let mut conn = self.conn()?;
+        with_conn!(&mut *conn, |c| c.write_tx(|c| {
+            c.lock_program(policy_id)?;
+            diesel::update(programs::table.find(policy_id))
+                .set((
+                    programs::budget_total_cents.eq(limits.total_cents),
+                    programs::budget_max_awards.eq(limits.max_awards),
+                    programs::updated_at.eq(now_text()),
+                ))
+                .execute(c)?;
+            Ok::<_, StoreError>(
+                programs::table
+                    .find(policy_id)
+                    .select(Program::as_select())
+                    .first(c)?,
+            )
+        }))
+    }
+
+    /// A program's row, if it has one yet.
+    pub fn program(&self, policy_id: &str) -> Result<Option<Program>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(with_conn!(&mut *conn, |c| programs::table
+            .find(policy_id)
+            .select(Program::as_select())
+            .first(c)
+            .optional())?)
+    }
+
+    /// Deletes idempotency keys recorded before `cutoff` (RFC 3339); returns how many.
+    pub fn sweep_idempotency(&self, cutoff: &str) -> Result<usize, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(with_conn!(&mut *conn, |c| diesel::delete(
+            idempotency::table.filter(idempotency::created_at.lt(cutoff))
+        )
+        .execute(c))?)
+    }
+}
