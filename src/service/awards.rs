@@ -135,7 +135,17 @@ fn writer(store: Store, rx: mpsc::Receiver<(AwardJob, Reply)>) {
             }
         }
         let jobs: Vec<AwardJob> = batch.iter().map(|(j, _)| j.clone()).collect();
-        match store.award_batch(&jobs, &render) {
+        let mut outcome = store.award_batch(&jobs, &render);
+        for _ in 0..3 {
+            match &outcome {
+                Err(e) if crate::store::awards::is_retryable(e) => {
+                    tracing::warn!(error = %e, "award transaction aborted by the database; retrying");
+                    outcome = store.award_batch(&jobs, &render);
+                }
+                _ => break,
+            }
+        }
+        match outcome {
             Ok(results) => {
                 for ((_, reply), result) in batch.into_iter().zip(results) {
                     let _ = reply.send(result.map_err(store_error));

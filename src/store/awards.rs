@@ -155,6 +155,21 @@ fn amount_of(award: &Award) -> i64 {
     }
 }
 
+/// A transaction the database aborted to resolve contention; running it again is safe.
+pub fn is_retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Query(DieselError::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            _,
+        )) => true,
+        StoreError::Query(DieselError::DatabaseError(_, info)) => {
+            let m = info.message();
+            m.contains("deadlock detected") || m.contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
 fn is_unique_violation(e: &StoreError) -> bool {
     matches!(
         e,
@@ -332,10 +347,15 @@ impl Store {
         jobs: &[AwardJob],
         render: Render<'_>,
     ) -> Result<Vec<Result<AwardReply, StoreError>>, StoreError> {
+        // Program rows are locked in policy-id order, the same in every process, so two
+        // processes' batches cannot deadlock on each other's locks.
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by(|&a, &b| jobs[a].policy.meta.id.cmp(&jobs[b].policy.meta.id));
         let mut conn = self.conn()?;
-        with_conn!(&mut *conn, |c| c.write_tx(|c| {
+        let sorted = with_conn!(&mut *conn, |c| c.write_tx(|c| {
             let mut results = Vec::with_capacity(jobs.len());
-            for job in jobs {
+            for &i in &order {
+                let job = &jobs[i];
                 let mut attempt = || {
                     c.transaction(|c| -> Result<AwardReply, StoreError> {
                         decide_one!(c, job, render)
@@ -345,10 +365,21 @@ impl Store {
                     Err(e) if is_unique_violation(&e) => attempt(),
                     other => other,
                 };
-                results.push(result);
+                results.push((i, result));
             }
             Ok::<_, StoreError>(results)
-        }))
+        }))?;
+        let mut out: Vec<Option<Result<AwardReply, StoreError>>> =
+            (0..jobs.len()).map(|_| None).collect();
+        for (i, r) in sorted {
+            out[i] = Some(r);
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(StoreError::Conflict("award was not processed".into())))
+            })
+            .collect())
     }
 
     /// Appends a revocation of `award_id` and frees its budget.

@@ -89,6 +89,7 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    pub database_url: String,
     _db: TestDb,
 }
 
@@ -122,6 +123,7 @@ pub async fn spawn_app_with(
     Some(TestApp {
         address,
         client: reqwest::Client::new(),
+        database_url: url,
         _db: db,
     })
 }
@@ -214,4 +216,124 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+impl TestApp {
+    /// Requests an award; returns status and body.
+    pub async fn award(&self, key: &str, student: &str, policy: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .client
+            .post(self.url("/v1/awards"))
+            .header("idempotency-key", key)
+            .json(&serde_json::json!({"student_id": student, "policy_id": policy, "as_of": "2024-06-01"}))
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.expect("JSON"))
+    }
+
+    /// Stores qualifying students `prefix-0` .. `prefix-(n-1)`.
+    pub async fn seed_students(&self, prefix: &str, n: usize) {
+        let body: Vec<serde_json::Value> = (0..n)
+            .map(|i| qualifying_student(&format!("{prefix}-{i}")))
+            .collect();
+        let res = self
+            .client
+            .post(self.url("/v1/students/import"))
+            .json(&body)
+            .send()
+            .await
+            .expect("import");
+        assert_eq!(res.status().as_u16(), 200);
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON")
+    }
+}
+
+/// Runs SQL against the test's database behind the service's back.
+pub fn tamper(database_url: &str, sql: &str) {
+    use diesel::connection::SimpleConnection;
+    let (backend, target) = eligo::store::conn::parse_url(database_url);
+    match backend {
+        eligo::store::Backend::Postgres => PgConnection::establish(&target)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap(),
+        eligo::store::Backend::Sqlite => diesel::SqliteConnection::establish(&target)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap(),
+    }
+}
+
+/// An `eligo serve` process on its own port, killed when dropped.
+pub struct Process {
+    pub child: std::process::Child,
+    pub address: String,
+}
+
+impl Process {
+    // The child is killed and waited for in Drop.
+    #[allow(clippy::zombie_processes)]
+    pub async fn start(database_url: &str) -> Process {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+                "--rules-dir",
+                RULES,
+                "--workers",
+                "2",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start eligo");
+        let address = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client
+                .get(format!("{address}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Process { child, address };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("eligo did not start");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -4,7 +4,9 @@
 
 mod helpers;
 
+mod awards;
 mod evaluations;
 mod operations;
 mod policies;
+mod resilience;
 mod students;
