@@ -155,9 +155,10 @@ async fn acknowledged_awards_survive_sigkill(backend: Backend) {
         async move {
             let mut acked = Vec::new();
             let mut i = w;
-            while i < 400 {
+            // Until the server dies (a denied decision is a decision too: keep going).
+            while Instant::now() < deadline + Duration::from_secs(20) {
                 let key = format!("k{i}");
-                let body = json!({"student_id": format!("K-{i}"), "policy_id": "ima-mett-scholarship", "as_of": "2024-06-01"});
+                let body = json!({"student_id": format!("K-{}", i % 400), "policy_id": "ima-mett-scholarship", "as_of": "2024-06-01"});
                 let sent = client.post(format!("{base}/v1/awards")).header("idempotency-key", &key).json(&body).send();
                 match tokio::time::timeout(Duration::from_secs(5), sent).await {
                     Ok(Ok(res)) if res.status().is_success() => {
@@ -183,10 +184,6 @@ async fn acknowledged_awards_survive_sigkill(backend: Backend) {
         acked.len() >= 20,
         "only {} awards were acknowledged before the kill",
         acked.len()
-    );
-    assert!(
-        acked.len() < 400,
-        "the kill came after every award was done: nothing was tested"
     );
 
     let restarted = Process::start(&url).await;
