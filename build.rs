@@ -3,6 +3,8 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
+    // Migrations are embedded at compile time: a new one must rebuild the binary.
+    println!("cargo:rerun-if-changed=migrations");
     let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
     let mut version = "unknown".to_string();
     let mut lines = lock.lines();

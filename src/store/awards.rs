@@ -53,6 +53,11 @@ pub(crate) trait WriteConn: Connection {
         E: From<DieselError>;
     /// The program's row, created if missing, locked until the transaction ends.
     fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program>;
+    /// A read-only transaction over one consistent snapshot.
+    fn snapshot_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<DieselError>;
 }
 
 impl WriteConn for SqliteConnection {
@@ -62,6 +67,15 @@ impl WriteConn for SqliteConnection {
         E: From<DieselError>,
     {
         self.immediate_transaction(f)
+    }
+
+    fn snapshot_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<DieselError>,
+    {
+        // In WAL mode a read transaction sees the snapshot of its first read.
+        self.transaction(f)
     }
 
     fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program> {
@@ -87,6 +101,17 @@ impl WriteConn for PgConnection {
         E: From<DieselError>,
     {
         self.transaction(f)
+    }
+
+    fn snapshot_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Self) -> Result<T, E>,
+        E: From<DieselError>,
+    {
+        self.build_transaction()
+            .repeatable_read()
+            .read_only()
+            .run(f)
     }
 
     fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program> {
@@ -196,30 +221,37 @@ pub enum RevokeRefusal {
     AlreadyRevoked,
 }
 
+/// Decides one award against the program state `$program` (locked by the caller). The first
+/// attempt skips the idempotency look-up: a repeated key then fails on the key's unique index,
+/// and the retry (`$check_key`) finds the stored response. Returns the reply and the program's
+/// new state.
 macro_rules! decide_one {
-    ($c:ident, $job:expr, $render:expr) => {{
+    ($c:ident, $job:expr, $program:expr, $check_key:expr, $render:expr) => {{
         let job: &AwardJob = $job;
-        let existing: Option<(String, i32, String)> = idempotency::table
-            .find((&job.key_id, &job.idempotency_key))
-            .select((
-                idempotency::request_hash,
-                idempotency::status,
-                idempotency::response,
-            ))
-            .first($c)
-            .optional()?;
-        if let Some((hash, status, body)) = existing {
-            return Ok(if hash == job.request_hash {
-                AwardReply::Replayed {
-                    status: status as u16,
-                    body,
-                }
-            } else {
-                AwardReply::KeyReused
-            });
+        let program: &Program = $program;
+        if $check_key {
+            let existing: Option<(String, i32, String)> = idempotency::table
+                .find((&job.key_id, &job.idempotency_key))
+                .select((
+                    idempotency::request_hash,
+                    idempotency::status,
+                    idempotency::response,
+                ))
+                .first($c)
+                .optional()?;
+            if let Some((hash, status, body)) = existing {
+                let reply = if hash == job.request_hash {
+                    AwardReply::Replayed {
+                        status: status as u16,
+                        body,
+                    }
+                } else {
+                    AwardReply::KeyReused
+                };
+                return Ok((reply, None));
+            }
         }
         let meta = &job.policy.meta;
-        let program = $c.lock_program(&meta.id)?;
         let amount = amount_of(&meta.award);
         let (outcome, reason): (&'static str, Option<&'static str>) = match job.decision.outcome {
             Outcome::Error => ("denied", Some("policy_error")),
@@ -300,15 +332,14 @@ macro_rules! decide_one {
                 ))
                 .execute($c)?;
         }
-        diesel::update(programs::table.find(&meta.id))
-            .set((
-                programs::head_seq.eq(entry.chain_seq),
-                programs::head_hash.eq(&entry.entry_hash),
-                programs::committed_cents.eq(program.committed_cents + entry.amount_cents),
-                programs::committed_awards.eq(program.committed_awards + i64::from(granted)),
-                programs::updated_at.eq(&now),
-            ))
-            .execute($c)?;
+        let next = Program {
+            head_seq: entry.chain_seq,
+            head_hash: entry.entry_hash.clone(),
+            committed_cents: program.committed_cents + entry.amount_cents,
+            committed_awards: program.committed_awards + i64::from(granted),
+            updated_at: now.clone(),
+            ..program.clone()
+        };
         let recorded = Recorded {
             seq,
             entry_hash: entry.entry_hash.clone(),
@@ -328,7 +359,7 @@ macro_rules! decide_one {
                 idempotency::created_at.eq(&now),
             ))
             .execute($c)?;
-        Ok(AwardReply::Recorded { status, body })
+        Ok((AwardReply::Recorded { status, body }, Some(next)))
     }};
 }
 
@@ -354,18 +385,49 @@ impl Store {
         let mut conn = self.conn()?;
         let sorted = with_conn!(&mut *conn, |c| c.write_tx(|c| {
             let mut results = Vec::with_capacity(jobs.len());
+            // Each program is locked once per batch; its state is kept here and written back
+            // once at the end.
+            let mut state: std::collections::HashMap<String, Program> = Default::default();
             for &i in &order {
                 let job = &jobs[i];
-                let mut attempt = || {
-                    c.transaction(|c| -> Result<AwardReply, StoreError> {
-                        decide_one!(c, job, render)
+                let id = &job.policy.meta.id;
+                if !state.contains_key(id) {
+                    let locked = c.lock_program(id)?;
+                    state.insert(id.clone(), locked);
+                }
+                let program = state
+                    .get(id)
+                    .cloned()
+                    .ok_or_else(|| StoreError::Conflict(format!("program {id} was not locked")))?;
+                let mut attempt = |check_key: bool| {
+                    c.transaction(|c| -> Result<(AwardReply, Option<Program>), StoreError> {
+                        decide_one!(c, job, &program, check_key, render)
                     })
                 };
-                let result = match attempt() {
-                    Err(e) if is_unique_violation(&e) => attempt(),
+                let result = match attempt(false) {
+                    Err(e) if is_unique_violation(&e) => attempt(true),
                     other => other,
                 };
-                results.push((i, result));
+                results.push((
+                    i,
+                    result.map(|(reply, next)| {
+                        if let Some(next) = next {
+                            state.insert(id.clone(), next);
+                        }
+                        reply
+                    }),
+                ));
+            }
+            for p in state.values() {
+                diesel::update(programs::table.find(&p.policy_id))
+                    .set((
+                        programs::head_seq.eq(p.head_seq),
+                        programs::head_hash.eq(&p.head_hash),
+                        programs::committed_cents.eq(p.committed_cents),
+                        programs::committed_awards.eq(p.committed_awards),
+                        programs::updated_at.eq(&p.updated_at),
+                    ))
+                    .execute(c)?;
             }
             Ok::<_, StoreError>(results)
         }))?;

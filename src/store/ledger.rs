@@ -238,78 +238,98 @@ impl Store {
     }
 
     /// Walks every program's chain in order and reports the first entry whose hash or link
-    /// does not hold, or a chain whose recorded head does not match its last entry.
+    /// does not hold, or a chain whose recorded head does not match its last entry. Reads one
+    /// consistent snapshot, so awards recorded meanwhile do not look like damage.
     pub fn verify_ledger(&self) -> Result<Verification, StoreError> {
+        use super::awards::WriteConn;
         let mut conn = self.conn()?;
-        let heads: Vec<(String, i64, String)> = with_conn!(&mut *conn, |c| programs::table
-            .select((programs::policy_id, programs::head_seq, programs::head_hash))
-            .order(programs::policy_id.asc())
-            .load(c))?;
-        let mut checked = 0u64;
-        let mut chains = 0u64;
-        let mut first_bad: Option<BadEntry> = None;
-        'programs: for (policy_id, head_seq, head_hash) in &heads {
-            chains += 1;
-            let mut prev = GENESIS.to_string();
-            let mut expected_chain_seq = 1i64;
-            loop {
-                let page: Vec<Entry> = with_conn!(&mut *conn, |c| ledger::table
+        with_conn!(&mut *conn, |c| c.snapshot_tx(|c| {
+            let heads: Vec<(String, i64, String)> = programs::table
+                .select((programs::policy_id, programs::head_seq, programs::head_hash))
+                .order(programs::policy_id.asc())
+                .load(c)?;
+            walk(&heads, |policy_id, from| {
+                Ok(ledger::table
                     .filter(ledger::policy_id.eq(policy_id))
-                    .filter(ledger::chain_seq.ge(expected_chain_seq))
+                    .filter(ledger::chain_seq.ge(from))
                     .order(ledger::chain_seq.asc())
                     .limit(VERIFY_PAGE)
                     .select(Entry::as_select())
-                    .load(c))?;
-                let done = (page.len() as i64) < VERIFY_PAGE;
-                for e in page {
-                    checked += 1;
-                    let bad = |problem: String| BadEntry {
-                        seq: e.seq,
-                        policy_id: e.policy_id.clone(),
-                        chain_seq: e.chain_seq,
-                        problem,
-                    };
-                    if e.chain_seq != expected_chain_seq {
-                        first_bad = Some(bad(format!(
-                            "chain position {} where {expected_chain_seq} was expected (an entry is missing)",
-                            e.chain_seq
-                        )));
-                    } else if e.prev_hash != prev {
-                        first_bad = Some(bad(
-                            "prev_hash does not match the previous entry's hash".into()
-                        ));
-                    } else if e.computed_hash() != e.entry_hash {
-                        first_bad =
-                            Some(bad("entry_hash does not match the entry's contents".into()));
-                    }
-                    if first_bad.is_some() {
-                        break 'programs;
-                    }
-                    prev = e.entry_hash.clone();
-                    expected_chain_seq += 1;
+                    .load(c)?)
+            })
+        }))
+    }
+}
+
+/// Checks each chain, reading it a page at a time through `page(policy_id, from_chain_seq)`.
+fn walk(
+    heads: &[(String, i64, String)],
+    mut page: impl FnMut(&str, i64) -> Result<Vec<Entry>, StoreError>,
+) -> Result<Verification, StoreError> {
+    let mut checked = 0u64;
+    let mut chains = 0u64;
+    for (policy_id, head_seq, head_hash) in heads {
+        chains += 1;
+        let mut prev = GENESIS.to_string();
+        let mut expected = 1i64;
+        loop {
+            let entries = page(policy_id, expected)?;
+            let done = (entries.len() as i64) < VERIFY_PAGE;
+            for e in entries {
+                checked += 1;
+                let problem = if e.chain_seq != expected {
+                    Some(format!(
+                        "chain position {} where {expected} was expected (an entry is missing)",
+                        e.chain_seq
+                    ))
+                } else if e.prev_hash != prev {
+                    Some("prev_hash does not match the previous entry's hash".to_string())
+                } else if e.computed_hash() != e.entry_hash {
+                    Some("entry_hash does not match the entry's contents".to_string())
+                } else {
+                    None
+                };
+                if let Some(problem) = problem {
+                    return Ok(Verification {
+                        ok: false,
+                        entries_checked: checked,
+                        chains_checked: chains,
+                        first_bad: Some(BadEntry {
+                            seq: e.seq,
+                            policy_id: e.policy_id,
+                            chain_seq: e.chain_seq,
+                            problem,
+                        }),
+                    });
                 }
-                if done {
-                    break;
-                }
+                prev = e.entry_hash;
+                expected += 1;
             }
-            if expected_chain_seq - 1 != *head_seq || (*head_seq > 0 && &prev != head_hash) {
-                first_bad = Some(BadEntry {
-                    seq: 0,
-                    policy_id: policy_id.clone(),
-                    chain_seq: expected_chain_seq - 1,
-                    problem: format!(
-                        "the chain ends at position {} but the program's head says {head_seq}",
-                        expected_chain_seq - 1
-                    ),
-                });
+            if done {
                 break;
             }
         }
-        Ok(Verification {
-            ok: first_bad.is_none(),
-            entries_checked: checked,
-            chains_checked: chains,
-            first_bad,
-        })
+        let last = expected - 1;
+        if last != *head_seq || (*head_seq > 0 && &prev != head_hash) {
+            return Ok(Verification {
+                ok: false,
+                entries_checked: checked,
+                chains_checked: chains,
+                first_bad: Some(BadEntry {
+                    seq: 0,
+                    policy_id: policy_id.clone(),
+                    chain_seq: last,
+                    problem: format!(
+                        "the chain ends at position {last} but the program's head says {head_seq}"
+                    ),
+                }),
+            });
+        }
     }
+    Ok(Verification {
+        ok: true,
+        entries_checked: checked,
+        chains_checked: chains,
+        first_bad: None,
+    })
 }

@@ -1,0 +1,2 @@
+DROP INDEX idempotency_created_at;
+DROP INDEX awards_policy_student;
