@@ -47,7 +47,7 @@ request = function()
   counter = counter + 1
   local student = (counter * 7 + tid * 7919) % $STUDENTS
   local body = '{"student_id":"AW-' .. student .. '","policy_id":"ima-mett-scholarship","as_of":"2024-06-01"}'
-  local headers = {["Content-Type"] = "application/json",
+  local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer __KEY__",
                    ["Idempotency-Key"] = "bench-" .. tid .. "-" .. counter .. "-" .. math.random(1, 1000000000)}
   return wrk.format("POST", "/v1/awards", headers, body)
 end
@@ -60,14 +60,17 @@ LUA
 
 run_backend() {
   local name=$1 url=$2
+  KEY=$(./target/release/eligo keys create --role admin --database-url "$url" 2>/dev/null)
+  sed -i "s/__KEY__/$KEY/" "$work/awards.lua"
   RUST_LOG=warn ELIGO_DATABASE_URL="$url" ELIGO_BIND="127.0.0.1:$PORT" ./target/release/eligo serve >"$work/$name.log" 2>&1 &
   server=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
-  curl -sf "http://127.0.0.1:$PORT/v1/students/import" -H 'content-type: application/json' \
+  curl -sf "http://127.0.0.1:$PORT/v1/students/import" -H 'content-type: application/json' -H "Authorization: Bearer $KEY" \
     --data-binary @"$work/students.json" -o /dev/null
   read -r rps p50 p99 bad errors < <(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$work/awards.lua" \
     "http://127.0.0.1:$PORT/v1/awards" | awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
-  verify=$(curl -s "http://127.0.0.1:$PORT/v1/ledger/verify")
+  verify=$(curl -s -H "Authorization: Bearer $KEY" "http://127.0.0.1:$PORT/v1/ledger/verify")
+  sed -i "s/$KEY/__KEY__/" "$work/awards.lua"
   printf '%-9s %8.0f awards/s   p50 %6.2f ms   p99 %6.2f ms   non-2xx %s   socket errors %s\n' \
     "$name" "$rps" "$p50" "$p99" "$bad" "$errors"
   echo "          ledger verify: $verify"

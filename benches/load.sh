@@ -23,6 +23,7 @@ cargo build --release --quiet
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 
+KEY=$(./target/release/eligo keys create --role admin --database-url "sqlite://$work/load.db" 2>/dev/null)
 RUST_LOG=${RUST_LOG:-warn} ELIGO_DATABASE_URL="sqlite://$work/load.db" ELIGO_BIND="127.0.0.1:$PORT" \
   ./target/release/eligo serve >"$work/server.log" 2>&1 &
 server=$!
@@ -31,9 +32,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-cat >"$work/post.lua" <<'LUA'
+cat >"$work/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
 wrk.body = [[{"as_of": "2024-06-01", "student": {
   "student_id": "IL-000123", "school_id": "d204-metea-valley", "graduation_date": "2024-05-30",
   "endorsements": [{"area": "manufacturing_engineering_technology_trades", "status": "earned", "earned_on": "2024-05-30"}],
@@ -56,7 +58,7 @@ done = function(summary, latency, requests)
 end
 LUA
 
-check=$(curl -s -XPOST "http://127.0.0.1:$PORT/v1/evaluations" -H 'content-type: application/json' \
+check=$(curl -s -XPOST "http://127.0.0.1:$PORT/v1/evaluations" -H 'content-type: application/json' -H "Authorization: Bearer $KEY" \
   -d '{"as_of":"2024-06-01","student":{"student_id":"x"}}' | grep -o '"policy_id"' | wc -l)
 echo "preview returns $check decisions per request"
 

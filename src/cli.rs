@@ -31,6 +31,9 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Manage access keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Evaluate one student record (a JSON file, or - for stdin) against the policies.
     Check {
         #[arg(long)]
@@ -59,6 +62,79 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (shown only now).
+    Create {
+        #[arg(long, value_enum)]
+        role: crate::service::access::Role,
+        /// Required for awarders: the sponsor whose policies the key may act on.
+        #[arg(long)]
+        sponsor: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, env = "ELIGO_DATABASE_URL", default_value = "sqlite://eligo.db")]
+        database_url: String,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[arg(long, env = "ELIGO_DATABASE_URL", default_value = "sqlite://eligo.db")]
+        database_url: String,
+    },
+    /// Revoke a key by id.
+    Revoke {
+        id: String,
+        #[arg(long, env = "ELIGO_DATABASE_URL", default_value = "sqlite://eligo.db")]
+        database_url: String,
+    },
+}
+
+pub fn keys(cmd: KeysCommand) -> anyhow::Result<bool> {
+    use crate::store::Store;
+    match cmd {
+        KeysCommand::Create {
+            role,
+            sponsor,
+            name,
+            database_url,
+        } => {
+            let store = Store::open(&database_url, 1)?;
+            let key = crate::service::access::create_key(&store, role, sponsor, name)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!(
+                "created {} key {} ({}); the secret is shown only now:",
+                key.role.as_str(),
+                key.key_id,
+                key.name
+            );
+            println!("{}", key.secret);
+        }
+        KeysCommand::List { database_url } => {
+            let store = Store::open(&database_url, 1)?;
+            for k in store.keys()? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.key_id,
+                    k.role,
+                    k.sponsor.as_deref().unwrap_or("-"),
+                    k.revoked_at
+                        .as_deref()
+                        .map_or("active".to_string(), |t| format!("revoked {t}")),
+                    k.name
+                );
+            }
+        }
+        KeysCommand::Revoke { id, database_url } => {
+            let store = Store::open(&database_url, 1)?;
+            if !store.revoke_key(&id)? {
+                anyhow::bail!("no active key {id:?}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(true)
 }
 
 fn today() -> NaiveDate {

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         },
         Some(Command::Serve(settings)) => run_server(*settings),
         Some(Command::Migrate { database_url }) => cli::migrate(&database_url).map(|_| true),
+        Some(Command::Keys(cmd)) => cli::keys(cmd),
         Some(Command::Openapi) => {
             print!("{}", eligo::api::openapi::document());
             Ok(true)

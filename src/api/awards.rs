@@ -14,13 +14,13 @@ use crate::store::awards::AwardReply;
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
-/// Who is acting: the caller's key id (until access keys exist, `anonymous`) and request id.
+/// Who is acting: the caller's key id and the request id, for the ledger.
 pub fn actor(req: &HttpRequest) -> Actor {
     Actor {
         key_id: req
             .extensions()
-            .get::<super::CallerKey>()
-            .map_or_else(|| "anonymous".to_string(), |k| k.0.clone()),
+            .get::<crate::service::access::Caller>()
+            .map_or_else(|| "anonymous".to_string(), |k| k.key_id.clone()),
         request_id: req
             .extensions()
             .get::<RequestId>()
@@ -66,6 +66,12 @@ pub async fn create_award(
 ) -> Result<HttpResponse, ApiError> {
     let key = idempotency_key(&req)?;
     let body: AwardRequest = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let caller = super::access::caller(&req)?;
+    super::access::require_sponsor(
+        &caller,
+        &body.policy_id,
+        state.service.sponsor_of(&body.policy_id),
+    )?;
     let reply = state.service.award(body, key, actor(&req)).await?;
     match reply {
         AwardReply::Recorded { status, body } | AwardReply::Replayed { status, body } => {
@@ -127,6 +133,10 @@ pub async fn revoke_award(
 ) -> Result<HttpResponse, ApiError> {
     let body: RevokeRequest = read_json(&req, payload, state.settings.max_body_bytes).await?;
     let award_id = id.into_inner();
+    let caller = super::access::caller(&req)?;
+    if let Some(policy) = state.service.award_policy(award_id.clone()).await? {
+        super::access::require_sponsor(&caller, &policy, state.service.sponsor_of(&policy))?;
+    }
     let r = state
         .service
         .revoke(award_id.clone(), body.reason, actor(&req))

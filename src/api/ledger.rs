@@ -245,7 +245,22 @@ pub async fn list_ledger(
             ));
         }
     }
+    let caller = super::access::caller(&req)?;
+    let policy_ids = match caller.role {
+        crate::service::access::Role::Awarder => {
+            if let Some(id) = &p.policy_id {
+                super::access::require_sponsor(&caller, id, state.service.sponsor_of(id))?;
+            }
+            Some(
+                state
+                    .service
+                    .policies_of(caller.sponsor.as_deref().unwrap_or_default()),
+            )
+        }
+        _ => None,
+    };
     let filter = LedgerFilter {
+        policy_ids,
         policy_id: p.policy_id,
         student_id: p.student_id,
         outcome: p.outcome,
@@ -292,10 +307,16 @@ pub async fn verify_ledger(state: web::Data<AppState>) -> Result<HttpResponse, A
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip(state, req))]
 pub async fn replay_entry(
     state: web::Data<AppState>,
+    req: HttpRequest,
     seq: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.service.replay(seq.into_inner()).await?))
+    let seq = seq.into_inner();
+    let caller = super::access::caller(&req)?;
+    if let Some(policy) = state.service.entry_policy(seq).await? {
+        super::access::require_sponsor(&caller, &policy, state.service.sponsor_of(&policy))?;
+    }
+    Ok(HttpResponse::Ok().json(state.service.replay(seq).await?))
 }

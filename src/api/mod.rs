@@ -4,11 +4,13 @@
 // per request, so boxing it would buy nothing measurable.
 #![allow(clippy::result_large_err)]
 
+pub mod access;
 pub mod awards;
 pub mod body;
 pub mod error;
 pub mod evaluations;
 pub mod health;
+pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod observe;
@@ -34,10 +36,6 @@ pub struct AppState {
     pub settings: Settings,
     pub metrics: web::Data<Metrics>,
 }
-
-/// The id of the access key a request acts with (set by authentication).
-#[derive(Debug, Clone)]
-pub struct CallerKey(pub String);
 
 /// A resource that answers 405 with `Allow` for methods it does not serve.
 fn resource(path: &str, allow: &'static str) -> Resource {
@@ -77,6 +75,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/v1/awards/{id}/revoke", "POST").route(web::post().to(awards::revoke_award)),
         )
+        .service(
+            resource("/v1/keys", "GET, POST")
+                .route(web::get().to(keys::list_keys))
+                .route(web::post().to(keys::create_key)),
+        )
+        .service(resource("/v1/keys/{id}/revoke", "POST").route(web::post().to(keys::revoke_key)))
         .service(resource("/v1/ledger", "GET").route(web::get().to(ledger::list_ledger)))
         .service(resource("/v1/ledger/verify", "GET").route(web::get().to(ledger::verify_ledger)))
         .service(
@@ -130,6 +134,7 @@ impl Application {
                     web::PathConfig::default()
                         .error_handler(|err, _req| ApiError::not_found(err.to_string()).into()),
                 )
+                .wrap(middleware::from_fn(access::authenticate))
                 .wrap(middleware::from_fn(observe::observe))
                 .configure(routes)
                 .default_service(web::to(|req: actix_web::HttpRequest| async move {

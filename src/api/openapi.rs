@@ -3,7 +3,9 @@
 
 use utoipa::OpenApi;
 
-use super::{awards, evaluations, health, ledger, policies, students};
+use super::{awards, evaluations, health, keys, ledger, policies, students};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::Modify;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -31,17 +33,76 @@ use super::{awards, evaluations, health, ledger, policies, students};
         ledger::list_ledger,
         ledger::verify_ledger,
         ledger::replay_entry,
+        keys::create_key,
+        keys::list_keys,
+        keys::revoke_key,
     ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
     tags(
         (name = "students", description = "Student records"),
         (name = "evaluations", description = "Previews: what a student qualifies for and what is missing"),
         (name = "policies", description = "Published policy versions and program budgets"),
         (name = "awards", description = "Awards and revocations, recorded in the ledger"),
         (name = "ledger", description = "The append-only, hash-chained ledger of award decisions"),
+        (name = "keys", description = "Access keys (admins only)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
 pub struct ApiDoc;
+
+/// Declares the bearer-key scheme every `/v1` route needs.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An eligo access key (`eligo keys create`)"))
+                    .build(),
+            ),
+        );
+        // Every /v1 operation can refuse a caller: document it once here.
+        let problem = |description: &str| {
+            utoipa::openapi::ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    utoipa::openapi::ContentBuilder::new()
+                        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1") {
+                continue;
+            }
+            for op in [
+                item.get.as_mut(),
+                item.put.as_mut(),
+                item.post.as_mut(),
+                item.delete.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                op.responses.responses.insert(
+                    "401".into(),
+                    problem("Missing, unknown or revoked key").into(),
+                );
+                op.responses.responses.insert(
+                    "403".into(),
+                    problem("The key's role or sponsor may not do this").into(),
+                );
+            }
+        }
+    }
+}
 
 /// The document as pretty JSON with a trailing newline.
 pub fn document() -> String {

@@ -121,9 +121,12 @@ pub async fn put_budget(
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let caller = super::access::caller(&req)?;
+    super::access::require_sponsor(&caller, &id, state.service.sponsor_of(&id))?;
     let limits: BudgetLimits =
         super::body::read_json(&req, payload, state.settings.max_body_bytes).await?;
-    Ok(HttpResponse::Ok().json(state.service.set_budget(id.into_inner(), limits).await?))
+    Ok(HttpResponse::Ok().json(state.service.set_budget(id, limits).await?))
 }
 
 /// A program's budget: total, committed and remaining.
@@ -135,10 +138,14 @@ pub async fn put_budget(
         (status = 404, body = Problem, content_type = "application/problem+json"),
     )
 )]
-#[tracing::instrument(skip(state))]
+#[tracing::instrument(skip(state, req))]
 pub async fn get_budget(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(state.service.budget(id.into_inner()).await?))
+    let id = id.into_inner();
+    let caller = super::access::caller(&req)?;
+    super::access::require_sponsor(&caller, &id, state.service.sponsor_of(&id))?;
+    Ok(HttpResponse::Ok().json(state.service.budget(id).await?))
 }

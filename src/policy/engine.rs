@@ -608,16 +608,23 @@ pub fn build_engine(limits: &Limits) -> Engine {
                 institution_id: None,
             });
         })
-        .register_fn("pay_to_college_if_requested", |c: &mut Checks, s: StudentRef| {
-            let asked = s.0.payee_preference == Some(super::student::PayeePreference::Institution);
-            let college = s.0.postsecondary.as_ref().and_then(|p| p.institution_id.clone());
-            if let (true, Some(id)) = (asked && c.all_passed(), college) {
-                c.set_payee(Payee {
-                    kind: PayeeKind::Institution,
-                    institution_id: Some(id),
-                });
-            }
-        })
+        .register_fn(
+            "pay_to_college_if_requested",
+            |c: &mut Checks, s: StudentRef| {
+                let asked =
+                    s.0.payee_preference == Some(super::student::PayeePreference::Institution);
+                let college =
+                    s.0.postsecondary
+                        .as_ref()
+                        .and_then(|p| p.institution_id.clone());
+                if let (true, Some(id)) = (asked && c.all_passed(), college) {
+                    c.set_payee(Payee {
+                        kind: PayeeKind::Institution,
+                        institution_id: Some(id),
+                    });
+                }
+            },
+        )
         .register_fn("pay_to_institution", |c: &mut Checks, id: &str| {
             c.set_payee(Payee {
                 kind: PayeeKind::Institution,

@@ -1,6 +1,7 @@
 //! Use cases that combine the policy core and the store: previews, students, policies.
 //! Async at the edges; the store and the engine run on the blocking pool.
 
+pub mod access;
 pub mod awards;
 pub mod import;
 pub mod policies;
@@ -68,6 +69,7 @@ pub struct Service {
     store: Store,
     registry: Arc<RwLock<Arc<Registry>>>,
     awards: awards::AwardQueue,
+    key_cache: access::KeyCache,
 }
 
 thread_local! {
@@ -119,6 +121,7 @@ impl Service {
         let registry = Registry::new(stored, files.suites().to_vec())?;
         Ok(Self {
             awards: awards::AwardQueue::start(store.clone()),
+            key_cache: Default::default(),
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),
         })

@@ -553,6 +553,16 @@ impl Store {
         }))
     }
 
+    /// The policy an award belongs to.
+    pub fn award_policy(&self, award_id: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(with_conn!(&mut *conn, |c| awards::table
+            .find(award_id)
+            .select(awards::policy_id)
+            .first(c)
+            .optional())?)
+    }
+
     /// A program's row, if it has one yet.
     pub fn program(&self, policy_id: &str) -> Result<Option<Program>, StoreError> {
         let mut conn = self.conn()?;

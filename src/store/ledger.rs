@@ -168,6 +168,8 @@ impl Entry {
 #[derive(Debug, Clone, Default)]
 pub struct LedgerFilter {
     pub policy_id: Option<String>,
+    /// Only these policies (an awarder's own).
+    pub policy_ids: Option<Vec<String>>,
     pub student_id: Option<String>,
     pub outcome: Option<String>,
     /// RFC 3339 bounds on `recorded_at`, inclusive from, exclusive to.
@@ -205,6 +207,9 @@ impl Store {
             let mut q = ledger::table.into_boxed();
             if let Some(p) = &f.policy_id {
                 q = q.filter(ledger::policy_id.eq(p));
+            }
+            if let Some(ids) = &f.policy_ids {
+                q = q.filter(ledger::policy_id.eq_any(ids));
             }
             if let Some(s) = &f.student_id {
                 q = q.filter(ledger::student_id.eq(s));

@@ -3,6 +3,7 @@
 
 pub mod awards;
 pub mod conn;
+pub mod keys;
 pub mod ledger;
 pub mod policies;
 pub mod schema;

@@ -92,3 +92,15 @@ diesel::table! {
         created_at -> Text,
     }
 }
+
+diesel::table! {
+    api_keys (key_id) {
+        key_id -> Text,
+        name -> Text,
+        role -> Text,
+        sponsor -> Nullable<Text>,
+        secret_hash -> Text,
+        created_at -> Text,
+        revoked_at -> Nullable<Text>,
+    }
+}

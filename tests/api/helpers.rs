@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use eligo::api::Application;
 use eligo::config::Settings;
+use eligo::service::access::Role;
 
 pub const RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/rules");
 pub const POSTGRES_ENV: &str = "ELIGO_TEST_POSTGRES_URL";
@@ -99,6 +100,27 @@ pub fn init_logs() {
     }
 }
 
+/// Creates a key directly in the database; returns its secret.
+pub fn new_key(database_url: &str, role: Role, sponsor: Option<&str>) -> String {
+    let store = eligo::store::Store::open(database_url, 1).expect("store");
+    eligo::service::access::create_key(&store, role, sponsor.map(str::to_string), None)
+        .expect("key")
+        .secret
+}
+
+/// A client that sends `Authorization: Bearer <key>` on every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {key}")).expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 /// Starts the service on a random port with a fresh database and the seed rules.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, Path::new(RULES), |_| {}).await
@@ -120,9 +142,10 @@ pub async fn spawn_app_with(
         .expect("the service starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
+    let key = new_key(&url, Role::Admin, None);
     Some(TestApp {
         address,
-        client: reqwest::Client::new(),
+        client: client_with_key(&key),
         database_url: url,
         _db: db,
     })
@@ -280,12 +303,34 @@ pub fn tamper(database_url: &str, sql: &str) {
 pub struct Process {
     pub child: std::process::Child,
     pub address: String,
+    /// An admin key for this database.
+    pub key: String,
 }
 
 impl Process {
     // The child is killed and waited for in Drop.
     #[allow(clippy::zombie_processes)]
     pub async fn start(database_url: &str) -> Process {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+            .args([
+                "keys",
+                "create",
+                "--role",
+                "admin",
+                "--database-url",
+                database_url,
+            ])
+            .output()
+            .expect("eligo keys create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8(out.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_string();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -317,13 +362,21 @@ impl Process {
                 .await
                 .is_ok()
             {
-                return Process { child, address };
+                return Process {
+                    child,
+                    address,
+                    key,
+                };
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         let _ = child.kill();
         let _ = child.wait();
         panic!("eligo did not start");
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        client_with_key(&self.key)
     }
 
     pub fn kill(&mut self) {

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod access;
 mod awards;
 mod evaluations;
 mod operations;

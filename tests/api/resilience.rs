@@ -62,7 +62,7 @@ async fn two_processes_on_one_postgres_stay_exact() {
     };
     let a = Process::start(&url).await;
     let b = Process::start(&url).await;
-    let client = reqwest::Client::new();
+    let client = a.client();
     seed(&client, &a.address, "P", 30).await;
     let n = 10;
     let res = client
@@ -145,7 +145,7 @@ async fn acknowledged_awards_survive_sigkill(backend: Backend) {
         return;
     };
     let mut server = Process::start(&url).await;
-    let client = reqwest::Client::new();
+    let client = server.client();
     seed(&client, &server.address, "K", 400).await;
     let base = server.address.clone();
     let deadline = Instant::now() + Duration::from_millis(700);

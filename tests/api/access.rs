@@ -1,0 +1,366 @@
+//! Keys, roles and sponsor scope: every route × every role, as the README's table says.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{client_with_key, problem, qualifying_student, spawn_app, Backend, TestApp};
+
+const IMA: &str = "ima-mett-scholarship";
+
+struct Keys {
+    admin: reqwest::Client,
+    ima_awarder: reqwest::Client,
+    ima_awarder_id: String,
+    ivcc_awarder: reqwest::Client,
+    counselor: reqwest::Client,
+    auditor: reqwest::Client,
+}
+
+async fn make_key(app: &TestApp, body: Value) -> (String, String) {
+    let res = app
+        .client
+        .post(app.url("/v1/keys"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let k: Value = res.json().await.unwrap();
+    (
+        k["key_id"].as_str().unwrap().to_string(),
+        k["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn keys(app: &TestApp) -> Keys {
+    let (ima_awarder_id, ima) = make_key(
+        app,
+        json!({"role": "awarder", "sponsor": "ima-education-foundation"}),
+    )
+    .await;
+    let (_, ivcc) = make_key(app, json!({"role": "awarder", "sponsor": "ivcc"})).await;
+    let (_, counselor) = make_key(
+        app,
+        json!({"role": "counselor", "name": "Metea Valley counseling"}),
+    )
+    .await;
+    let (_, auditor) = make_key(app, json!({"role": "auditor"})).await;
+    Keys {
+        admin: app.client.clone(),
+        ima_awarder: client_with_key(&ima),
+        ima_awarder_id,
+        ivcc_awarder: client_with_key(&ivcc),
+        counselor: client_with_key(&counselor),
+        auditor: client_with_key(&auditor),
+    }
+}
+
+/// A fresh granted IMA award (made by the admin) for a new student.
+async fn fresh_award(app: &TestApp, n: &str) -> (String, i64) {
+    app.put_student(n, &qualifying_student(n)).await;
+    let (status, body) = app.award(&format!("fresh-{n}"), n, IMA).await;
+    assert_eq!(status, 201);
+    (
+        body["award_id"].as_str().unwrap().to_string(),
+        body["ledger"]["seq"].as_i64().unwrap(),
+    )
+}
+
+async fn call(
+    client: &reqwest::Client,
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    n: usize,
+) -> u16 {
+    let url = app.url(path);
+    let mut rb = match method {
+        "GET" => client.get(url),
+        "PUT" => client.put(url),
+        "POST" => client.post(url),
+        "DELETE" => client.delete(url),
+        _ => unreachable!(),
+    };
+    if path == "/v1/awards" {
+        rb = rb.header("idempotency-key", format!("acl-{n}"));
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    rb.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn every_route_for_every_role() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let k = keys(&app).await;
+    // (who, allowed?) for: admin, IMA awarder, IVCC awarder (wrong sponsor for IMA), counselor, auditor
+    type Expect = [bool; 5];
+    const STUDENTS: Expect = [true, false, false, true, false];
+    const ALL: Expect = [true, true, true, true, true];
+    const IMA_AWARD: Expect = [true, true, false, false, false];
+    const LEDGER: Expect = [true, true, true, false, true];
+    const REPLAY: Expect = [true, true, false, false, true];
+    const AUDIT: Expect = [true, false, false, false, true];
+    const ADMIN: Expect = [true, false, false, false, false];
+    let clients = [
+        &k.admin,
+        &k.ima_awarder,
+        &k.ivcc_awarder,
+        &k.counselor,
+        &k.auditor,
+    ];
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for (who, client) in clients.iter().enumerate() {
+        let s = format!("ACL-{who}");
+        app.put_student(&s, &qualifying_student(&s)).await;
+        let (award_id, seq) = fresh_award(&app, &format!("ACL-R-{who}")).await;
+        let (victim_key, _) = make_key(&app, json!({"role": "counselor"})).await;
+        let cases: Vec<(&str, String, Option<Value>, Expect)> = vec![
+            ("GET", "/v1/students".into(), None, STUDENTS),
+            (
+                "POST",
+                "/v1/students/import".into(),
+                Some(json!([qualifying_student(&format!("{s}-imp"))])),
+                STUDENTS,
+            ),
+            ("GET", format!("/v1/students/{s}"), None, STUDENTS),
+            (
+                "PUT",
+                format!("/v1/students/{s}"),
+                Some(qualifying_student(&s)),
+                STUDENTS,
+            ),
+            (
+                "POST",
+                "/v1/evaluations".into(),
+                Some(json!({"student_id": s})),
+                STUDENTS,
+            ),
+            ("GET", "/v1/policies".into(), None, ALL),
+            ("GET", format!("/v1/policies/{IMA}"), None, ALL),
+            ("GET", format!("/v1/policies/{IMA}/budget"), None, IMA_AWARD),
+            (
+                "PUT",
+                format!("/v1/policies/{IMA}/budget"),
+                Some(json!({"total_cents": 100_000_000})),
+                IMA_AWARD,
+            ),
+            (
+                "POST",
+                "/v1/awards".into(),
+                Some(json!({"student_id": s, "policy_id": IMA, "as_of": "2024-06-01"})),
+                IMA_AWARD,
+            ),
+            (
+                "POST",
+                format!("/v1/awards/{award_id}/revoke"),
+                Some(json!({"reason": "test"})),
+                IMA_AWARD,
+            ),
+            ("GET", "/v1/ledger".into(), None, LEDGER),
+            ("POST", format!("/v1/ledger/{seq}/replay"), None, REPLAY),
+            ("GET", "/v1/ledger/verify".into(), None, AUDIT),
+            ("GET", "/v1/keys".into(), None, ADMIN),
+            (
+                "POST",
+                "/v1/keys".into(),
+                Some(json!({"role": "auditor"})),
+                ADMIN,
+            ),
+            ("POST", format!("/v1/keys/{victim_key}/revoke"), None, ADMIN),
+            ("DELETE", format!("/v1/students/{s}"), None, STUDENTS),
+        ];
+        for (method, path, body, expect) in cases {
+            n += 1;
+            let status = call(client, &app, method, &path, body, n).await;
+            let allowed = expect[who];
+            let ok = if allowed {
+                (200..300).contains(&status)
+            } else {
+                status == 403
+            };
+            if !ok {
+                failures.push(format!(
+                    "key #{who}: {method} {path} -> {status} (expected {})",
+                    if allowed { "2xx" } else { "403" }
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn missing_unknown_malformed_and_revoked_keys_are_401() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let plain = reqwest::Client::new();
+    let res = plain.get(app.url("/v1/policies")).send().await.unwrap();
+    assert!(problem(res, 401).await["detail"]
+        .as_str()
+        .unwrap()
+        .contains("Bearer"));
+    let res = plain
+        .get(app.url("/v1/policies"))
+        .header("authorization", "Bearer eligo_nope")
+        .send()
+        .await
+        .unwrap();
+    problem(res, 401).await;
+    let res = plain
+        .get(app.url("/v1/policies"))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    problem(res, 401).await;
+    let (id, secret) = make_key(&app, json!({"role": "counselor"})).await;
+    let counselor = client_with_key(&secret);
+    assert_eq!(
+        counselor
+            .get(app.url("/v1/policies"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let res = app
+        .client
+        .post(app.url(&format!("/v1/keys/{id}/revoke")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    let res = counselor.get(app.url("/v1/policies")).send().await.unwrap();
+    problem(res, 401).await;
+    // Open routes stay open.
+    for path in ["/healthz", "/readyz", "/metrics", "/openapi.json"] {
+        assert_eq!(
+            plain
+                .get(app.url(path))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+            200,
+            "{path}"
+        );
+    }
+    // Keys are validated: an awarder needs a sponsor, others have none.
+    let res = app
+        .client
+        .post(app.url("/v1/keys"))
+        .json(&json!({"role": "awarder"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(res, 422).await["field"], "sponsor");
+    let res = app
+        .client
+        .post(app.url("/v1/keys"))
+        .json(&json!({"role": "auditor", "sponsor": "x"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 422).await;
+    let res = app
+        .client
+        .post(app.url("/v1/keys"))
+        .json(&json!({"role": "root"}))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 422).await;
+}
+
+#[tokio::test]
+async fn the_ledger_records_the_acting_key_and_awarders_see_only_their_programs() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let k = keys(&app).await;
+    app.put_student("W-1", &qualifying_student("W-1")).await;
+    let res = k
+        .ima_awarder
+        .post(app.url("/v1/awards"))
+        .header("idempotency-key", "w1")
+        .json(&json!({"student_id": "W-1", "policy_id": IMA, "as_of": "2024-06-01"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    app.award("w-ivcc", "W-1", "ivcc-ccpe-waiver").await;
+    let all = app.get_json("/v1/ledger").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 2);
+    let theirs: Value = k
+        .ima_awarder
+        .get(app.url("/v1/ledger"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = theirs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["policy_id"], IMA);
+    assert_eq!(items[0]["key_id"], k.ima_awarder_id.as_str());
+    let res = k
+        .ima_awarder
+        .get(app.url("/v1/ledger?policy_id=ivcc-ccpe-waiver"))
+        .send()
+        .await
+        .unwrap();
+    problem(res, 403).await;
+    // The same idempotency key from two callers is two requests.
+    let (status, body) = app.award("w1", "W-1", IMA).await;
+    assert_eq!(status, 201);
+    assert_eq!(body["reason_code"], "already_awarded");
+}
+
+#[test]
+fn eligo_keys_create_list_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+            .args(args)
+            .args(["--database-url", &url])
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "keys",
+        "create",
+        "--role",
+        "awarder",
+        "--sponsor",
+        "ivcc",
+        "--name",
+        "IVCC registrar",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(secret.starts_with("eligo_") && secret.len() > 40);
+    let list = String::from_utf8(run(&["keys", "list"]).stdout).unwrap();
+    assert!(
+        list.contains("awarder\tivcc\tactive\tIVCC registrar"),
+        "{list}"
+    );
+    assert!(!list.contains(&secret), "the secret must never be listed");
+    let id = list.split('\t').next().unwrap().to_string();
+    assert!(run(&["keys", "revoke", &id]).status.success());
+    assert!(String::from_utf8(run(&["keys", "list"]).stdout)
+        .unwrap()
+        .contains("revoked"));
+    assert!(!run(&["keys", "revoke", &id]).status.success());
+    let bad = run(&["keys", "create", "--role", "awarder"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("sponsor"));
+}
