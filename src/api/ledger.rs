@@ -26,6 +26,7 @@ pub struct LedgerParams {
     /// The `next_cursor` of the previous page.
     pub cursor: Option<i64>,
     /// Page size, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -217,8 +218,8 @@ fn wants_csv(req: &HttpRequest) -> bool {
     get, path = "/v1/ledger", tag = "ledger",
     params(LedgerParams),
     responses(
-        (status = 200, body = LedgerPage, content_type = "application/json"),
-        (status = 200, description = "CSV export", body = String, content_type = "text/csv"),
+        (status = 200, description = "Entries as JSON, or as CSV with `Accept: text/csv`",
+            content((LedgerPage = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     )

@@ -91,6 +91,20 @@ impl Modify for BearerAuth {
             .into_iter()
             .flatten()
             {
+                // Every operation that reads a body (and the bodiless POSTs, which may get
+                // one) can refuse it for its size, media type or syntax.
+                if op.request_body.is_some() || op.responses.responses.contains_key("201") {
+                    for (code, text) in [
+                        ("400", "Malformed JSON or a missing required header"),
+                        ("413", "Body over the size limit"),
+                        ("415", "Unsupported Content-Type"),
+                    ] {
+                        op.responses
+                            .responses
+                            .entry(code.into())
+                            .or_insert_with(|| problem(text).into());
+                    }
+                }
                 op.responses.responses.insert(
                     "401".into(),
                     problem("Missing, unknown or revoked key").into(),

@@ -48,6 +48,7 @@ pub struct ListParams {
     /// Only students of this school.
     pub school_id: Option<String>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod access;
 mod awards;
 mod evaluations;
+mod hostile;
 mod operations;
 mod policies;
 mod resilience;
