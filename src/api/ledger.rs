@@ -75,13 +75,15 @@ fn parse(text: &str) -> serde_json::Value {
 }
 
 impl From<Entry> for LedgerEntry {
-    fn from(e: Entry) -> Self {
+    fn from(entry: Entry) -> Self {
+        let seq = entry.seq;
+        let e = entry.fields;
         Self {
             award: parse(&e.award),
             payee: e.payee.as_deref().map(parse),
             record: parse(&e.record),
             evaluation: parse(&e.evaluation),
-            seq: e.seq,
+            seq,
             policy_id: e.policy_id,
             chain_seq: e.chain_seq,
             kind: e.kind,

@@ -237,6 +237,6 @@ impl Service {
     /// The policy of a ledger entry.
     pub async fn entry_policy(&self, seq: i64) -> Result<Option<String>, ServiceError> {
         let store = self.store().clone();
-        blocking(move || Ok(store.ledger_entry(seq)?.map(|e| e.policy_id))).await
+        blocking(move || Ok(store.ledger_entry(seq)?.map(|e| e.fields.policy_id))).await
     }
 }

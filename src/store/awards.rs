@@ -475,10 +475,11 @@ impl Store {
             if !active {
                 return Ok(Err(RevokeRefusal::AlreadyRevoked));
             }
-            let granted: super::ledger::Entry = ledger::table
+            let granted: NewEntry = ledger::table
                 .find(granted_seq)
                 .select(super::ledger::Entry::as_select())
-                .first(c)?;
+                .first::<super::ledger::Entry>(c)?
+                .fields;
             let now = now_text();
             let entry = NewEntry {
                 policy_id: policy_id.clone(),

@@ -20,50 +20,30 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 pub const ENGINE_VERSION: &str = env!("ELIGO_RHAI_VERSION");
 pub const ELIGO_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// One ledger row.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, Serialize)]
+/// One ledger row: its `seq` and everything else.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
 #[diesel(table_name = ledger)]
 pub struct Entry {
     pub seq: i64,
-    pub policy_id: String,
-    pub chain_seq: i64,
-    /// `decision` or `revocation`.
-    pub kind: String,
-    pub recorded_at: String,
-    pub key_id: String,
-    pub request_id: String,
-    pub idempotency_key: Option<String>,
-    pub student_id: String,
-    pub policy_version: i32,
-    pub policy_hash: String,
-    pub eligo_version: String,
-    pub rhai_version: String,
-    pub as_of: String,
-    /// The student record exactly as evaluated (JSON).
-    pub record: String,
-    /// `granted`, `denied` or `revoked`.
-    pub outcome: String,
-    pub reason_code: Option<String>,
-    /// The evaluation (outcome, reasons, missing, error) as JSON.
-    pub evaluation: String,
-    /// The award as JSON.
-    pub award: String,
-    /// Money this entry commits (+), frees (-) or 0.
-    pub amount_cents: i64,
-    pub payee: Option<String>,
-    pub award_id: Option<String>,
-    /// A revocation's reason.
-    pub note: Option<String>,
-    pub prev_hash: String,
-    pub entry_hash: String,
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub fields: NewEntry,
 }
 
-/// The row without `seq`, for inserting.
-#[derive(Debug, Clone, Insertable)]
+impl std::ops::Deref for Entry {
+    type Target = NewEntry;
+    fn deref(&self) -> &NewEntry {
+        &self.fields
+    }
+}
+
+/// A ledger row without `seq` (which the database assigns): what is inserted and hashed.
+#[derive(Debug, Clone, PartialEq, Insertable, Queryable, Selectable, Serialize)]
 #[diesel(table_name = ledger)]
 pub struct NewEntry {
     pub policy_id: String,
     pub chain_seq: i64,
+    /// `decision` or `revocation`.
     pub kind: String,
     pub recorded_at: String,
     pub key_id: String,
@@ -129,38 +109,9 @@ impl NewEntry {
 }
 
 impl Entry {
-    fn without_seq(&self) -> NewEntry {
-        NewEntry {
-            policy_id: self.policy_id.clone(),
-            chain_seq: self.chain_seq,
-            kind: self.kind.clone(),
-            recorded_at: self.recorded_at.clone(),
-            key_id: self.key_id.clone(),
-            request_id: self.request_id.clone(),
-            idempotency_key: self.idempotency_key.clone(),
-            student_id: self.student_id.clone(),
-            policy_version: self.policy_version,
-            policy_hash: self.policy_hash.clone(),
-            eligo_version: self.eligo_version.clone(),
-            rhai_version: self.rhai_version.clone(),
-            as_of: self.as_of.clone(),
-            record: self.record.clone(),
-            outcome: self.outcome.clone(),
-            reason_code: self.reason_code.clone(),
-            evaluation: self.evaluation.clone(),
-            award: self.award.clone(),
-            amount_cents: self.amount_cents,
-            payee: self.payee.clone(),
-            award_id: self.award_id.clone(),
-            note: self.note.clone(),
-            prev_hash: self.prev_hash.clone(),
-            entry_hash: self.entry_hash.clone(),
-        }
-    }
-
     /// The hash this entry should carry, from its other fields.
     pub fn computed_hash(&self) -> String {
-        self.without_seq().seal().entry_hash
+        self.fields.clone().seal().entry_hash
     }
 }
 
@@ -301,13 +252,13 @@ fn walk(
                         chains_checked: chains,
                         first_bad: Some(BadEntry {
                             seq: e.seq,
-                            policy_id: e.policy_id,
-                            chain_seq: e.chain_seq,
+                            policy_id: e.fields.policy_id,
+                            chain_seq: e.fields.chain_seq,
                             problem,
                         }),
                     });
                 }
-                prev = e.entry_hash;
+                prev = e.fields.entry_hash;
                 expected += 1;
             }
             if done {
