@@ -60,6 +60,20 @@ pub(crate) trait WriteConn: Connection {
         E: From<DieselError>;
 }
 
+/// Creates a program's row if it has none yet (same SQL on both backends).
+macro_rules! insert_program {
+    ($conn:expr, $policy_id:expr) => {
+        diesel::insert_into(programs::table)
+            .values((
+                programs::policy_id.eq($policy_id),
+                programs::head_hash.eq(GENESIS),
+                programs::updated_at.eq(now_text()),
+            ))
+            .on_conflict_do_nothing()
+            .execute($conn)?
+    };
+}
+
 impl WriteConn for SqliteConnection {
     fn write_tx<T, E, F>(&mut self, f: F) -> Result<T, E>
     where
@@ -79,14 +93,7 @@ impl WriteConn for SqliteConnection {
     }
 
     fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program> {
-        diesel::insert_into(programs::table)
-            .values((
-                programs::policy_id.eq(policy_id),
-                programs::head_hash.eq(GENESIS),
-                programs::updated_at.eq(now_text()),
-            ))
-            .on_conflict_do_nothing()
-            .execute(self)?;
+        insert_program!(self, policy_id);
         programs::table
             .find(policy_id)
             .select(Program::as_select())
@@ -115,14 +122,7 @@ impl WriteConn for PgConnection {
     }
 
     fn lock_program(&mut self, policy_id: &str) -> QueryResult<Program> {
-        diesel::insert_into(programs::table)
-            .values((
-                programs::policy_id.eq(policy_id),
-                programs::head_hash.eq(GENESIS),
-                programs::updated_at.eq(now_text()),
-            ))
-            .on_conflict_do_nothing()
-            .execute(self)?;
+        insert_program!(self, policy_id);
         programs::table
             .find(policy_id)
             .select(Program::as_select())
