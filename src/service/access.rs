@@ -134,6 +134,18 @@ pub fn create_key(
     })
 }
 
+/// On a database with no keys at all, creates one admin key (the first start); `None` when keys
+/// exist already. Racing first starts of two processes may each create one: both are valid
+/// admin keys, and each process prints its own.
+pub fn ensure_first_key(store: &Store) -> Result<Option<NewKey>, super::StartError> {
+    if store.count_keys()? > 0 {
+        return Ok(None);
+    }
+    create_key(store, Role::Admin, None, Some("first admin".into()))
+        .map(Some)
+        .map_err(|e| super::StartError::FirstKey(e.to_string()))
+}
+
 impl Service {
     /// The caller holding `secret`, if it is an active key. Known keys are remembered for
     /// `KEY_CACHE_TTL`: a revocation takes effect at once on the process that made it (the cache

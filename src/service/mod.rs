@@ -61,6 +61,8 @@ pub enum StartError {
     Policy(#[from] PolicyError),
     #[error("policy test cases fail, refusing to publish:\n{0}")]
     PolicyTests(String),
+    #[error("cannot create the first access key: {0}")]
+    FirstKey(String),
 }
 
 /// The service: the store and the policies in force. Cheap to clone.
@@ -113,6 +115,14 @@ impl Service {
             "policies loaded from {}",
             settings.rules_dir.display()
         );
+        if let Some(key) = access::ensure_first_key(&store)? {
+            // Printed, not logged: the secret must not end up in log storage, and it is shown
+            // only this once.
+            eprintln!(
+                "\n  No access keys existed, so an admin key was created. It is shown only now:\n\n      {}\n\n  Send it as `Authorization: Bearer <key>`; make more with `eligo keys create`.\n",
+                key.secret
+            );
+        }
         let stored = store
             .policy_versions()?
             .into_iter()

@@ -364,3 +364,88 @@ fn eligo_keys_create_list_revoke() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("sponsor"));
 }
+
+/// Starts `eligo serve` on `url`, reads its stderr until it listens; returns the child, its
+/// address and everything it printed by then.
+fn start_and_read(url: &str) -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            url,
+            "--rules-dir",
+            crate::helpers::RULES,
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut printed = String::new();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(30) {
+        let Some(Ok(line)) = lines.next() else { break };
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("eligo listening on") {
+            break;
+        }
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://127.0.0.1:{port}"), printed)
+}
+
+#[tokio::test]
+async fn the_first_start_prints_one_admin_key_and_later_starts_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("first.db").display());
+    let (mut first, address, printed) = start_and_read(&url);
+    let key = printed
+        .split_whitespace()
+        .find(|w| w.starts_with("eligo_"))
+        .unwrap_or_else(|| panic!("no key printed on first start:\n{printed}"))
+        .to_string();
+    let res = client_with_key(&key)
+        .get(format!("{address}/v1/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status().as_u16(),
+        200,
+        "the printed key is an admin key"
+    );
+    let keys: Value = res.json().await.unwrap();
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(keys["keys"][0]["role"], "admin");
+    assert!(
+        !keys.to_string().contains(&key),
+        "the secret is never listed"
+    );
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut second, address, printed) = start_and_read(&url);
+    assert!(
+        !printed.contains("eligo_"),
+        "a later start must not make or print a key:\n{printed}"
+    );
+    let res = client_with_key(&key)
+        .get(format!("{address}/v1/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200, "the first key still works");
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
