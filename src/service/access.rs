@@ -70,7 +70,7 @@ pub struct NewKey {
 }
 
 /// How long a known key is trusted without asking the database again.
-pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Known keys by secret hash, with when they were looked up.
 pub type KeyCache = std::sync::Arc<

@@ -449,3 +449,47 @@ async fn the_first_start_prints_one_admin_key_and_later_starts_none() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_key_revoked_from_another_process_is_refused_within_a_tenth_of_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("rev.db").display());
+    let server = crate::helpers::Process::start(&url).await;
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+            .args(args)
+            .args(["--database-url", &url])
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["keys", "create", "--role", "counselor"]);
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let counselor = client_with_key(&secret);
+    let url_policies = format!("{}/v1/policies", server.address);
+    assert_eq!(
+        counselor
+            .get(&url_policies)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let list = String::from_utf8(cli(&["keys", "list"]).stdout).unwrap();
+    let id = list
+        .lines()
+        .find(|l| l.contains("counselor"))
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cli(&["keys", "revoke", &id]).status.success());
+    tokio::time::sleep(
+        eligo::service::access::KEY_CACHE_TTL + std::time::Duration::from_millis(20),
+    )
+    .await;
+    let res = counselor.get(&url_policies).send().await.unwrap();
+    problem(res, 401).await;
+}
