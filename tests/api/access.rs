@@ -369,22 +369,8 @@ fn eligo_keys_create_list_revoke() {
 /// address and everything it printed by then.
 fn start_and_read(url: &str) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            url,
-            "--rules-dir",
-            crate::helpers::RULES,
-        ])
-        .env("RUST_LOG", "info")
+    let (mut command, port) = crate::helpers::serve_command(url, "info");
+    let mut child = command
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()

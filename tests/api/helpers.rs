@@ -299,6 +299,27 @@ pub fn tamper(database_url: &str, sql: &str) {
     }
 }
 
+/// `eligo serve` on `database_url` with the seed rules, on a free port (returned).
+pub fn serve_command(database_url: &str, log: &str) -> (std::process::Command, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"));
+    command
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            database_url,
+        ])
+        .args(["--rules-dir", RULES, "--workers", "2"])
+        .env("RUST_LOG", log);
+    (command, port)
+}
+
 /// An `eligo serve` process on its own port, killed when dropped.
 pub struct Process {
     pub child: std::process::Child,
@@ -331,24 +352,8 @@ impl Process {
             .expect("utf-8")
             .trim()
             .to_string();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                database_url,
-                "--rules-dir",
-                RULES,
-                "--workers",
-                "2",
-            ])
-            .env("RUST_LOG", "warn")
+        let (mut command, port) = serve_command(database_url, "warn");
+        let mut child = command
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
