@@ -58,20 +58,9 @@ pub async fn create_evaluation(
     let subject = match (body.student, body.student_id) {
         (Some(record), None) => {
             Subject::Inline(Box::new(Student::from_json(record.get()).map_err(|e| {
-                let mut err =
-                    ApiError::from(crate::service::ServiceError::InvalidRecord(e.clone()));
-                let field = if e.field.is_empty() {
-                    "student".to_string()
-                } else {
-                    format!("student.{}", e.field)
-                };
-                err.detail = if e.field.is_empty() {
-                    format!("student: {}", e.message)
-                } else {
-                    format!("student.{}", e.message)
-                };
-                err.field = Some(field);
-                err
+                ApiError::from(crate::service::ServiceError::InvalidRecord(
+                    e.nested("student"),
+                ))
             })?))
         }
         (None, Some(id)) => Subject::Stored(id),

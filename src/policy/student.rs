@@ -28,6 +28,25 @@ pub struct RecordError {
 }
 
 impl RecordError {
+    /// The same error for a record found at `prefix` inside a larger document
+    /// (`student` + `graduation_date` -> `student.graduation_date`).
+    pub fn nested(&self, prefix: &str) -> Self {
+        let (field, message) = if self.field.is_empty() {
+            (prefix.to_string(), format!("{prefix}: {}", self.message))
+        } else {
+            (
+                format!("{prefix}.{}", self.field),
+                format!("{prefix}.{}", self.message),
+            )
+        };
+        Self {
+            field,
+            message,
+            line: self.line,
+            column: self.column,
+        }
+    }
+
     fn field(field: impl Into<String>, problem: impl std::fmt::Display) -> Self {
         let field = field.into();
         Self {
