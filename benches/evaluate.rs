@@ -16,6 +16,10 @@ use eligo::policy::student::{
 };
 use eligo::policy::{Evaluator, Prepared, Registry, Student};
 
+/// The allocator the `eligo` binary runs with, so the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const RECORD: &str = r#"{
   "student_id": "IL-000123",
   "school_id": "d204-metea-valley",

