@@ -1,5 +1,7 @@
 //! Published policies: versions, effective dates, hashes and sources.
 
+use std::collections::BTreeMap;
+
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -7,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem};
 use super::AppState;
+use crate::policy::registry::CriterionText;
 use crate::policy::Award;
 use crate::service::awards::BudgetView;
 use crate::service::policies::PublishedVersion;
@@ -27,6 +30,10 @@ pub struct PolicyVersionView {
     #[schema(value_type = Option<String>, format = Date)]
     pub effective_to: Option<NaiveDate>,
     pub once_per_student: bool,
+    /// The criteria the version declares, by code: what each checks and what to do when it is
+    /// not met (empty when the script words its criteria inline).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub criteria: BTreeMap<String, CriterionText>,
     /// Whether this version is in effect today (UTC).
     pub in_effect: bool,
     /// When this version was first recorded (RFC 3339, UTC).
@@ -65,6 +72,7 @@ fn view(id: String, versions: Vec<PublishedVersion>, with_source: bool) -> Polic
                     effective_from: m.effective_from,
                     effective_to: m.effective_to,
                     once_per_student: m.once_per_student,
+                    criteria: m.criteria.clone(),
                     in_effect: m.in_effect(today),
                     published_at: p.published_at,
                     source: with_source.then(|| p.version.source.to_string()),

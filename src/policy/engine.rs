@@ -51,9 +51,10 @@ impl Default for Limits {
     }
 }
 
-/// The record as scripts see it: shared, never copied per policy.
+/// The record as scripts see it (shared, never copied per policy), with the date it is
+/// evaluated on, so `student.graduated` needs no date argument.
 #[derive(Debug, Clone)]
-pub struct StudentRef(pub Rc<Student>);
+pub struct StudentRef(pub Rc<Student>, pub NaiveDate);
 
 /// The evaluation context: `ctx.as_of` (`"YYYY-MM-DD"`) and `ctx.policy` (the metadata map).
 #[derive(Debug, Clone)]
@@ -114,9 +115,35 @@ pub struct ChecksData {
     pub reasons: Vec<Reason>,
     pub missing: Vec<Missing>,
     pub payee: Option<Payee>,
+    /// The policy being evaluated, for `require(code, check)`'s declared words.
+    pub policy: Option<Rc<PolicyMeta>>,
 }
 
 impl Checks {
+    /// The decision of one run of `policy`'s `evaluate`.
+    pub fn for_policy(policy: Rc<PolicyMeta>) -> Self {
+        Self(Rc::new(RefCell::new(ChecksData {
+            policy: Some(policy),
+            ..ChecksData::default()
+        })))
+    }
+
+    /// `require(code, check)`: the label and missing text declared in `policy().criteria`.
+    fn require_declared(&mut self, code: &str, check: Check) -> Result<(), Box<EvalAltResult>> {
+        let policy = self.0.borrow().policy.clone();
+        let text = policy
+            .as_ref()
+            .and_then(|p| p.criteria.get(code))
+            .ok_or_else(|| {
+                script_error(format!(
+                "criterion {code:?} is not declared in policy().criteria: declare its label and \
+                 missing text there, or pass them to require(code, check, message, missing)"
+            ))
+            })?;
+        self.require(code, check, &text.label, &text.missing);
+        Ok(())
+    }
+
     /// The decision built so far, without copying when this is the last handle.
     pub fn into_data(self) -> ChecksData {
         match Rc::try_unwrap(self.0) {
@@ -345,8 +372,12 @@ fn endorsement_earned_any(
 }
 
 fn graduated_by(s: &StudentRef, date: &str) -> Result<Check, Box<EvalAltResult>> {
-    let by = parse_date(date)?;
-    Ok(match s.0.graduation_date {
+    Ok(graduated_on(s, parse_date(date)?))
+}
+
+/// Whether the student graduated on or before `by`.
+fn graduated_on(s: &StudentRef, by: NaiveDate) -> Check {
+    match s.0.graduation_date {
         None => Check::unknown("graduation date not on record", "graduation_date"),
         Some(g) if g <= by => {
             let mut detail = String::with_capacity(20);
@@ -360,7 +391,7 @@ fn graduated_by(s: &StudentRef, date: &str) -> Result<Check, Box<EvalAltResult>>
             ", after ",
             &date_text(by),
         ])),
-    })
+    }
 }
 
 fn college_status(
@@ -599,6 +630,7 @@ pub fn build_engine(limits: &Limits) -> Engine {
         .register_fn("graduated_by", |s: &mut StudentRef, date: &str| {
             graduated_by(s, date)
         })
+        .register_get("graduated", |s: &mut StudentRef| graduated_on(s, s.1))
         .register_fn(
             "college_status_in",
             |s: &mut StudentRef, statuses: Array| college_status(s, None, &statuses),
@@ -714,6 +746,15 @@ pub fn build_engine(limits: &Limits) -> Engine {
                 running(&ctx).map(|mut c| c.require(code, absent_check(), message, missing))
             },
         )
+        .register_fn("require", |ctx: NativeCallContext, code: &str, v: Check| {
+            running(&ctx)?.require_declared(code, v)
+        })
+        .register_fn("require", |ctx: NativeCallContext, code: &str, v: bool| {
+            running(&ctx)?.require_declared(code, bool_check(v))
+        })
+        .register_fn("require", |ctx: NativeCallContext, code: &str, _v: ()| {
+            running(&ctx)?.require_declared(code, absent_check())
+        })
         .register_fn("pay_to_student", |ctx: NativeCallContext| {
             running(&ctx).map(|mut c| c.pay_to_student())
         })

@@ -18,16 +18,13 @@ use super::student::Student;
 /// A record made ready for scripts once, then shared by every policy evaluated for it.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    value: Dynamic,
     student: Rc<Student>,
 }
 
 impl Prepared {
     pub fn new(student: Student) -> Self {
-        let student = Rc::new(student);
         Self {
-            value: Dynamic::from(StudentRef(student.clone())),
-            student,
+            student: Rc::new(student),
         }
     }
 
@@ -308,13 +305,16 @@ impl Evaluator {
         let ctx = compiled.context(as_of);
         // The decision `require(...)` and `pay_to_...(...)` record into, reached by the natives
         // through the run's tag.
-        let implicit = Checks::default();
+        let implicit = Checks::for_policy(compiled.meta.clone());
         let mut global = self.engine.new_global_runtime_state();
         global.lib.push(compiled.ast.shared_lib().clone());
         global.tag = Dynamic::from(implicit.clone());
         let scope = &mut self.scope;
         let [student_name, ctx_name] = &compiled.params;
-        scope.push(student_name.clone(), student.value.clone());
+        scope.push(
+            student_name.clone(),
+            StudentRef(student.student.clone(), as_of),
+        );
         scope.push(ctx_name.clone(), ctx);
         let mut caches = compiled.caches.borrow_mut();
         #[allow(deprecated)] // the one rhai entry point that keeps `caches` across runs
@@ -567,6 +567,56 @@ mod tests {
         let d = run(r#"require("t", true, "Always", "Nothing"); pay_to_institution("jjc");"#);
         assert_eq!(d.outcome, Outcome::Eligible);
         assert_eq!(d.payee.unwrap().institution_id.as_deref(), Some("jjc"));
+    }
+
+    #[test]
+    fn require_with_a_declared_code_takes_its_words_from_the_metadata() {
+        let src = r#"fn policy() { #{ id: "p", version: 1, title: "T", sponsor: "S",
+                award: #{ kind: "scholarship", amount_cents: 100 }, effective_from: "2020-01-01",
+                criteria: #{ grad: #{ label: "Graduation", missing: "Graduate first" } } } }
+            fn evaluate(student, ctx) {
+                require("grad", student.graduated_by("2020-01-01"));
+                if ctx.as_of == "2024-06-01" { require("other", true); }
+            }"#;
+        let p = load_version(&build_engine(&Limits::default()), src, "test").unwrap();
+        let mut ev = Evaluator::default();
+        let s = student(r#"{"student_id":"s1","graduation_date":"2024-05-30"}"#);
+        let d = ev.evaluate(&p, &s, "2020-06-01".parse().unwrap());
+        assert_eq!(d.outcome, Outcome::Ineligible);
+        assert!(d.reasons[0].message.starts_with("Graduation: "), "{d:?}");
+        assert_eq!(d.missing[0].message, "Graduate first");
+        // An undeclared code is the script's error, named.
+        let d = ev.evaluate(&p, &s, "2024-06-01".parse().unwrap());
+        assert_eq!(d.outcome, Outcome::Error);
+        let err = d.error.unwrap();
+        assert!(err.contains("\"other\" is not declared"), "{err}");
+    }
+
+    #[test]
+    fn student_graduated_is_graduated_by_the_evaluation_date() {
+        let src = r#"fn policy() { #{ id: "p", version: 1, title: "T", sponsor: "S",
+                award: #{ kind: "scholarship", amount_cents: 100 }, effective_from: "2020-01-01" } }
+            fn evaluate(student, ctx) {
+                require("g", student.graduated, "G", "g");
+                require("same", student.graduated.status == student.graduated_by(ctx.as_of).status, "S", "s");
+            }"#;
+        let p = load_version(&build_engine(&Limits::default()), src, "test").unwrap();
+        let mut ev = Evaluator::default();
+        let s = student(r#"{"student_id":"s1","graduation_date":"2024-05-30"}"#);
+        for (as_of, status) in [
+            ("2024-05-29", Status::Failed),
+            ("2024-05-30", Status::Passed),
+        ] {
+            let d = ev.evaluate(&p, &s, as_of.parse().unwrap());
+            assert_eq!(d.reasons[0].status, status, "{as_of}: {d:?}");
+            assert_eq!(d.reasons[1].status, Status::Passed, "{as_of}: {d:?}");
+        }
+        let d = ev.evaluate(
+            &p,
+            &student(r#"{"student_id":"s1"}"#),
+            "2024-06-01".parse().unwrap(),
+        );
+        assert_eq!(d.reasons[0].status, Status::Unknown);
     }
 
     #[test]

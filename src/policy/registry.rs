@@ -35,6 +35,20 @@ pub struct PolicyMeta {
     pub effective_to: Option<NaiveDate>,
     #[serde(default = "default_true")]
     pub once_per_student: bool,
+    /// The words of each criterion, by code: `require(code, check)` takes its reason label and
+    /// missing text from here, so the script keeps only the logic.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub criteria: BTreeMap<String, CriterionText>,
+}
+
+/// What people read about one criterion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CriterionText {
+    /// The reason's message (the check's detail follows it).
+    pub label: String,
+    /// What to do when the criterion is not met.
+    pub missing: String,
 }
 
 fn default_true() -> bool {
@@ -98,6 +112,23 @@ impl PolicyMeta {
                 return Err(format!(
                     "effective_to {to} must be after effective_from {}",
                     self.effective_from
+                ));
+            }
+        }
+        for (code, text) in &self.criteria {
+            let code_ok = !code.is_empty()
+                && code.len() <= 64
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !code_ok {
+                return Err(format!(
+                    "criteria: code {code:?} must be 1-64 lower-case letters, digits or underscores"
+                ));
+            }
+            if text.label.trim().is_empty() || text.missing.trim().is_empty() {
+                return Err(format!(
+                    "criteria.{code}: label and missing must not be empty"
                 ));
             }
         }
@@ -397,6 +428,37 @@ mod tests {
         let neg = script("p", 1, "2024-01-01", None, "1")
             .replace("amount_cents: 100", "amount_cents: -5");
         assert!(load(&neg).unwrap_err().to_string().contains("amount_cents"));
+    }
+
+    #[test]
+    fn criteria_words_are_read_and_validated() {
+        let with = |criteria: &str| {
+            script("p", 1, "2024-01-01", None, "1").replace(
+                "effective_from: \"2024-01-01\",",
+                &format!("effective_from: \"2024-01-01\", criteria: #{{ {criteria} }},"),
+            )
+        };
+        let v = load(&with(
+            r#"grad: #{ label: "Graduation", missing: "Graduate" }"#,
+        ))
+        .unwrap();
+        assert_eq!(v.meta.criteria["grad"].label, "Graduation");
+        assert_eq!(v.meta.criteria["grad"].missing, "Graduate");
+        for (bad, needle) in [
+            (r#"Grad: #{ label: "L", missing: "M" }"#, "code"),
+            (
+                r#"grad: #{ label: " ", missing: "M" }"#,
+                "must not be empty",
+            ),
+            (r#"grad: #{ label: "L" }"#, "missing"),
+            (
+                r#"grad: #{ label: "L", missing: "M", colour: 1 }"#,
+                "colour",
+            ),
+        ] {
+            let err = load(&with(bad)).unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

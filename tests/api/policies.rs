@@ -28,6 +28,10 @@ on_both_backends! {
         let file = std::fs::read_to_string(format!("{RULES}/jjc-ccpe-waiver.v1.rhai")).unwrap();
         assert_eq!(body["versions"][0]["source"], file);
         assert_eq!(body["versions"][0]["award"]["kind"], "tuition_waiver");
+        let criteria = &body["versions"][0]["criteria"];
+        assert_eq!(criteria["jjc_admission"]["label"], "Admission at Joliet Junior College");
+        assert_eq!(criteria["jjc_admission"]["missing"], "Be admitted to or enroll at Joliet Junior College");
+        assert!(criteria["qualifying_endorsement"]["label"].is_string());
         let res = app.client.get(app.url("/v1/policies/nope")).send().await.unwrap();
         problem(res, 404).await;
     }
