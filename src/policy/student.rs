@@ -294,7 +294,8 @@ impl Student {
         Ok(student)
     }
 
-    /// Checks what serde's types cannot: id shapes, signs, NAICS codes, sizes.
+    /// Checks what serde's types cannot: id shapes, signs, NAICS codes, sizes. Field names are
+    /// only formatted for a failure (every preview validates its record).
     pub fn validate(&self) -> Result<(), RecordError> {
         if !is_valid_id(&self.student_id) {
             return Err(RecordError::field(
@@ -302,56 +303,66 @@ impl Student {
                 "must be 1-64 characters of A-Za-z0-9._-",
             ));
         }
-        check_text("school_id", self.school_id.as_deref())?;
+        let named = |field: &'static str| move |message: String| RecordError::field(field, message);
+        check_text(self.school_id.as_deref()).map_err(named("school_id"))?;
         if let Some(list) = &self.endorsements {
-            check_len("endorsements", list.len())?;
+            check_len(list.len()).map_err(named("endorsements"))?;
         }
         if let Some(list) = &self.early_college_credits {
-            check_len("early_college_credits", list.len())?;
+            check_len(list.len()).map_err(named("early_college_credits"))?;
             for (i, c) in list.iter().enumerate() {
-                let at = |f: &str| format!("early_college_credits[{i}].{f}");
-                check_hours(&at("credit_hours"), c.credit_hours)?;
-                check_text(&at("course"), c.course.as_deref())?;
-                check_text(&at("subject"), c.subject.as_deref())?;
-                check_text(&at("institution_id"), c.institution_id.as_deref())?;
+                let at = |f: &'static str| {
+                    move |m: String| {
+                        RecordError::field(format!("early_college_credits[{i}].{f}"), m)
+                    }
+                };
+                check_hours(c.credit_hours).map_err(at("credit_hours"))?;
+                check_text(c.course.as_deref()).map_err(at("course"))?;
+                check_text(c.subject.as_deref()).map_err(at("subject"))?;
+                check_text(c.institution_id.as_deref()).map_err(at("institution_id"))?;
             }
         }
         if let Some(list) = &self.work_based_learning {
-            check_len("work_based_learning", list.len())?;
+            check_len(list.len()).map_err(named("work_based_learning"))?;
             for (i, w) in list.iter().enumerate() {
+                let at = |f: &'static str| {
+                    move |m: String| RecordError::field(format!("work_based_learning[{i}].{f}"), m)
+                };
                 if let Some(h) = w.hours {
-                    check_hours(&format!("work_based_learning[{i}].hours"), h)?;
+                    check_hours(h).map_err(at("hours"))?;
                 }
-                check_text(
-                    &format!("work_based_learning[{i}].employer"),
-                    w.employer.as_deref(),
-                )?;
+                check_text(w.employer.as_deref()).map_err(at("employer"))?;
             }
         }
         if let Some(list) = &self.job_offers {
-            check_len("job_offers", list.len())?;
+            check_len(list.len()).map_err(named("job_offers"))?;
             for (i, o) in list.iter().enumerate() {
+                let at = |f: &'static str| {
+                    move |m: String| RecordError::field(format!("job_offers[{i}].{f}"), m)
+                };
                 if let Some(code) = &o.naics {
                     if !(2..=6).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
-                        return Err(RecordError::field(
-                            format!("job_offers[{i}].naics"),
-                            format!("{code:?} is not a NAICS code (2 to 6 digits)"),
-                        ));
+                        return Err(at("naics")(format!(
+                            "{code:?} is not a NAICS code (2 to 6 digits)"
+                        )));
                     }
                 }
-                check_text(&format!("job_offers[{i}].employer"), o.employer.as_deref())?;
+                check_text(o.employer.as_deref()).map_err(at("employer"))?;
             }
         }
         if let Some(p) = &self.postsecondary {
-            check_text("postsecondary.institution_id", p.institution_id.as_deref())?;
-            check_text("postsecondary.term", p.term.as_deref())?;
+            check_text(p.institution_id.as_deref())
+                .map_err(named("postsecondary.institution_id"))?;
+            check_text(p.term.as_deref()).map_err(named("postsecondary.term"))?;
         }
         if let Some(d) = &self.demographics {
-            check_text("demographics.gender", d.gender.as_deref())?;
+            check_text(d.gender.as_deref()).map_err(named("demographics.gender"))?;
             if let Some(list) = &d.race_ethnicity {
-                check_len("demographics.race_ethnicity", list.len())?;
+                check_len(list.len()).map_err(named("demographics.race_ethnicity"))?;
                 for (i, r) in list.iter().enumerate() {
-                    check_text(&format!("demographics.race_ethnicity[{i}]"), Some(r))?;
+                    check_text(Some(r)).map_err(|m| {
+                        RecordError::field(format!("demographics.race_ethnicity[{i}]"), m)
+                    })?;
                 }
             }
         }
@@ -368,42 +379,36 @@ impl Student {
     }
 }
 
-fn check_len(field: &str, len: usize) -> Result<(), RecordError> {
+fn check_len(len: usize) -> Result<(), String> {
     if len > MAX_LIST_ITEMS {
-        return Err(RecordError::field(
-            field,
-            format!("has {len} items; at most {MAX_LIST_ITEMS} are allowed"),
+        return Err(format!(
+            "has {len} items; at most {MAX_LIST_ITEMS} are allowed"
         ));
     }
     Ok(())
 }
 
-fn check_text(field: &str, value: Option<&str>) -> Result<(), RecordError> {
+fn check_text(value: Option<&str>) -> Result<(), String> {
     match value {
-        Some(v) if v.chars().count() > MAX_TEXT_CHARS => Err(RecordError::field(
-            field,
-            format!("is longer than {MAX_TEXT_CHARS} characters"),
-        )),
-        Some(v) if v.chars().any(char::is_control) => Err(RecordError::field(
-            field,
-            "must not contain control characters",
-        )),
+        // Byte length bounds the character count: count only when it could exceed the limit.
+        Some(v) if v.len() > MAX_TEXT_CHARS && v.chars().count() > MAX_TEXT_CHARS => {
+            Err(format!("is longer than {MAX_TEXT_CHARS} characters"))
+        }
+        Some(v) if v.chars().any(char::is_control) => {
+            Err("must not contain control characters".into())
+        }
         _ => Ok(()),
     }
 }
 
-fn check_hours(field: &str, hours: f64) -> Result<(), RecordError> {
+fn check_hours(hours: f64) -> Result<(), String> {
     if !hours.is_finite() || hours < 0.0 {
-        return Err(RecordError::field(
-            field,
-            format!("must be a non-negative number of hours, got {hours}"),
+        return Err(format!(
+            "must be a non-negative number of hours, got {hours}"
         ));
     }
     if hours > 10_000.0 {
-        return Err(RecordError::field(
-            field,
-            format!("{hours} hours is not plausible (at most 10000)"),
-        ));
+        return Err(format!("{hours} hours is not plausible (at most 10000)"));
     }
     Ok(())
 }
