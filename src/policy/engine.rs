@@ -239,6 +239,11 @@ fn absent_check() -> Check {
     Check::unknown_no_field("not on record")
 }
 
+/// `items` separated by `sep` (for messages built only when a criterion fails).
+fn joined<'a>(items: impl Iterator<Item = &'a str>, sep: &str) -> String {
+    items.collect::<Vec<_>>().join(sep)
+}
+
 /// Joins string pieces with one allocation (the hot path builds many small messages).
 fn cat(parts: &[&str]) -> String {
     let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
@@ -339,13 +344,7 @@ fn endorsement_earned_any(
                 .ok_or_else(|| script_error(format!("{a:?} is not an endorsement area")))?,
         );
     }
-    let names = || {
-        wanted
-            .iter()
-            .map(|a| a.as_str())
-            .collect::<Vec<_>>()
-            .join(" or ")
-    };
+    let names = || joined(wanted.iter().map(|a| a.as_str()), " or ");
     let Some(list) = &s.0.endorsements else {
         return Ok(Check::unknown("no endorsements on record", "endorsements"));
     };
@@ -405,13 +404,7 @@ fn college_status(
             return Err(script_error(format!("{w:?} is not a postsecondary status")));
         }
     }
-    let listed = || {
-        wanted
-            .iter()
-            .map(|w| w.as_str())
-            .collect::<Vec<_>>()
-            .join(" or ")
-    };
+    let listed = || joined(wanted.iter().map(|w| w.as_str()), " or ");
     let Some(p) = &s.0.postsecondary else {
         return Ok(Check::unknown(
             "no college plans on record",
@@ -455,13 +448,7 @@ fn college_status(
 
 fn local_job_offer(s: &StudentRef, prefixes: &Array) -> Result<Check, Box<EvalAltResult>> {
     let prefixes = strings(prefixes, "NAICS prefixes")?;
-    let sector = || {
-        prefixes
-            .iter()
-            .map(|p| p.as_str())
-            .collect::<Vec<_>>()
-            .join("/")
-    };
+    let sector = || joined(prefixes.iter().map(|p| p.as_str()), "/");
     let Some(offers) = &s.0.job_offers else {
         return Ok(Check::unknown("no job offers on record", "job_offers"));
     };
