@@ -77,7 +77,11 @@ pub async fn authenticate(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| unauthorized("the key is unknown or revoked"))?;
-    if let Some(pattern) = req.match_pattern() {
+    let pattern = req
+        .extensions()
+        .get::<super::observe::RoutePattern>()
+        .map(|p| p.0.clone());
+    if let Some(pattern) = pattern.unwrap_or_else(|| req.match_pattern()) {
         if let Some(roles) = allowed_roles(req.method(), &pattern) {
             if !roles.contains(&caller.role) {
                 let e = forbidden(format!(

@@ -61,6 +61,15 @@ pub async fn read_json<T: DeserializeOwned>(
     payload: Payload,
     limit: usize,
 ) -> Result<T, ApiError> {
+    parse_json(&read_json_body(req, payload, limit).await?)
+}
+
+/// Reads a body that must be JSON (415 for another media type, 413 past the limit), unparsed.
+pub async fn read_json_body(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     match media_type(req) {
         Some(m) if is_json(&m) => {}
         Some(m) => {
@@ -74,8 +83,7 @@ pub async fn read_json<T: DeserializeOwned>(
             ))
         }
     }
-    let body = read_body(req, payload, limit).await?;
-    parse_json(&body)
+    read_body(req, payload, limit).await
 }
 
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {

@@ -5,7 +5,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::body::read_json;
+use super::body::{parse_json, read_json_body};
 use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::policy::{Decision, Student};
@@ -24,6 +24,39 @@ pub struct EvaluationRequest {
     /// Evaluation date, YYYY-MM-DD (default: today, UTC).
     #[schema(value_type = Option<String>, format = Date)]
     pub as_of: Option<NaiveDate>,
+}
+
+/// The request with the record already typed (not yet validated).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypedRequest {
+    student: Option<Box<Student>>,
+    student_id: Option<String>,
+    policies: Option<Vec<String>>,
+    as_of: Option<NaiveDate>,
+}
+
+/// One pass over the body for a well-formed request. A malformed one is parsed again the slow
+/// way, record apart, only to say precisely what is wrong (the field, line and column).
+fn parse_request(bytes: &[u8]) -> Result<TypedRequest, ApiError> {
+    if let Ok(typed) = serde_json::from_slice::<TypedRequest>(bytes) {
+        return Ok(typed);
+    }
+    let body: EvaluationRequest = parse_json(bytes)?;
+    let student = match body.student {
+        Some(record) => Some(Box::new(Student::from_json(record.get()).map_err(|e| {
+            ApiError::from(crate::service::ServiceError::InvalidRecord(
+                e.nested("student"),
+            ))
+        })?)),
+        None => None,
+    };
+    Ok(TypedRequest {
+        student,
+        student_id: body.student_id,
+        policies: body.policies,
+        as_of: body.as_of,
+    })
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -54,14 +87,16 @@ pub async fn create_evaluation(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body: EvaluationRequest = read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let bytes = read_json_body(&req, payload, state.settings.max_body_bytes).await?;
+    let body = parse_request(&bytes)?;
     let subject = match (body.student, body.student_id) {
         (Some(record), None) => {
-            Subject::Inline(Box::new(Student::from_json(record.get()).map_err(|e| {
+            record.validate().map_err(|e| {
                 ApiError::from(crate::service::ServiceError::InvalidRecord(
                     e.nested("student"),
                 ))
-            })?))
+            })?;
+            Subject::Inline(record)
         }
         (None, Some(id)) => Subject::Stored(id),
         _ => {

@@ -13,6 +13,11 @@ use super::metrics::Metrics;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The route pattern the request matched (`/v1/students/{id}`), worked out once per request
+/// for the metrics and the access check.
+#[derive(Debug, Clone)]
+pub struct RoutePattern(pub Option<String>);
+
 /// The id of the request being served, for handlers and the ledger.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -39,9 +44,9 @@ pub async fn observe(
     });
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let pattern = req.match_pattern();
+    req.extensions_mut().insert(RoutePattern(pattern.clone()));
+    let route = pattern.unwrap_or_else(|| "unmatched".to_string());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
     let result = next.call(req).instrument(span.clone()).await;

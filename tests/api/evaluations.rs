@@ -85,6 +85,14 @@ on_both_backends! {
         let res = app.evaluate(&json!({"student": {"student_id": "x", "gpa": 4}})).await;
         let p = problem(res, 422).await;
         assert_eq!(p["field"], "student.gpa");
+        // Well-formed JSON of the right shape, but an invalid record: named the same way.
+        let res = app.evaluate(&json!({"student": {"student_id": "x",
+            "job_offers": [{"employer": "A", "naics": "3x"}]}})).await;
+        let p = problem(res, 422).await;
+        assert_eq!(p["field"], "student.job_offers[0].naics");
+        let res = app.evaluate(&json!({"student": {"student_id": "x", "graduation_date": 5}})).await;
+        let p = problem(res, 422).await;
+        assert_eq!(p["field"], "student.graduation_date");
         let res = app.evaluate(&json!({"student": qualifying_student("x"), "extra": 1})).await;
         let p = problem(res, 422).await;
         assert!(p["detail"].as_str().unwrap().contains("extra"));
