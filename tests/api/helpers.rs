@@ -271,6 +271,23 @@ impl TestApp {
         assert_eq!(res.status().as_u16(), 200);
     }
 
+    /// Sends `body` as is, with the given content type (for raw JSON, CSV, NDJSON and the like).
+    pub async fn send_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get_json(&self, path: &str) -> serde_json::Value {
         self.client
             .get(self.url(path))

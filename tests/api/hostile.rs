@@ -1,5 +1,6 @@
 //! Hostile input: nothing a client sends may crash the service or half-write data.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{problem, qualifying_student, spawn_app, Backend};
@@ -77,23 +78,18 @@ async fn invalid_utf8_is_refused() {
     body.extend_from_slice(&[0xff, 0xfe, 0xfd]);
     body.extend_from_slice(b"\"}");
     let res = app
-        .client
-        .put(app.url("/v1/students/U-1"))
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+        .send_body(
+            Method::PUT,
+            "/v1/students/U-1",
+            "application/json",
+            body.clone(),
+        )
+        .await;
     problem(res, 400).await;
     for ct in ["text/csv", "application/x-ndjson", "application/json"] {
         let res = app
-            .client
-            .post(app.url("/v1/students/import"))
-            .header("content-type", ct)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+            .send_body(Method::POST, "/v1/students/import", ct, body.clone())
+            .await;
         let status = res.status().as_u16();
         assert!(status == 400 || status == 422, "{ct}: {status}");
         problem(res, status).await;
@@ -133,13 +129,8 @@ async fn csv_formula_cells_are_stored_as_text_and_ragged_rows_reported() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let csv = "student_id,school_id,gender\nF-1,=cmd|' /C calc'!A0,@SUM(A1)\nF-2,x\nF-3,+1,-2\n";
     let r: Value = app
-        .client
-        .post(app.url("/v1/students/import"))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
+        .send_body(Method::POST, "/v1/students/import", "text/csv", csv)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -163,13 +154,13 @@ async fn a_ten_thousand_row_import_with_one_bad_row_in_the_middle() {
         }
     }
     let res = app
-        .client
-        .post(app.url("/v1/students/import"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .send_body(
+            Method::POST,
+            "/v1/students/import",
+            "application/x-ndjson",
+            body,
+        )
+        .await;
     assert_eq!(res.status().as_u16(), 200);
     let r: Value = res.json().await.unwrap();
     assert_eq!(r["imported"], 9_999);

@@ -1,5 +1,6 @@
 //! Student records over HTTP.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{problem, qualifying_student};
@@ -57,26 +58,12 @@ on_both_backends! {
     }
 
     async fn malformed_json_wrong_type_and_oversized_bodies_are_refused(app) {
-        let res = app
-            .client
-            .put(app.url("/v1/students/IL-5"))
-            .header("content-type", "application/json")
-            .body("{\n  \"student_id\": \"IL-5\",\n  oops\n}")
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_body(Method::PUT, "/v1/students/IL-5", "application/json", "{\n  \"student_id\": \"IL-5\",\n  oops\n}").await;
         let p = problem(res, 400).await;
         assert_eq!(p["line"], 3);
         assert_eq!(p["type"], "urn:eligo:problem:malformed-json");
 
-        let res = app
-            .client
-            .put(app.url("/v1/students/IL-5"))
-            .header("content-type", "text/plain")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_body(Method::PUT, "/v1/students/IL-5", "text/plain", "{}").await;
         problem(res, 415).await;
         let res = app.client.put(app.url("/v1/students/IL-5")).body("{}").send().await.unwrap();
         problem(res, 415).await;
@@ -139,14 +126,7 @@ on_both_backends! {
 
     async fn import_json_array_reports_bad_rows_and_stores_the_rest(app) {
         let body = "[\n{\"student_id\": \"A-1\"},\n{\"student_id\": \"A-2\", \"graduation_date\": \"soon\"},\n{\"student_id\": \"A-3\"}\n]";
-        let res = app
-            .client
-            .post(app.url("/v1/students/import"))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_body(Method::POST, "/v1/students/import", "application/json", body).await;
         assert_eq!(res.status().as_u16(), 200);
         let r: Value = res.json().await.unwrap();
         assert_eq!(r["imported"], 2);
@@ -162,14 +142,7 @@ on_both_backends! {
 
     async fn import_ndjson_and_csv(app) {
         let ndjson = "{\"student_id\":\"N-1\"}\n{\"student_id\":\"N-2\",\"oops\":1}\n\n{\"student_id\":\"N-3\"}\n";
-        let r: Value = app
-            .client
-            .post(app.url("/v1/students/import"))
-            .header("content-type", "application/x-ndjson")
-            .body(ndjson)
-            .send()
-            .await
-            .unwrap()
+        let r: Value = app.send_body(Method::POST, "/v1/students/import", "application/x-ndjson", ndjson).await
             .json()
             .await
             .unwrap();
@@ -180,14 +153,7 @@ on_both_backends! {
                    C-1,d1,2024-05-30,manufacturing_engineering_technology_trades:earned,332710:true::Acme,ivcc,enrolled\n\
                    C-2,d1,2024-05-30\n\
                    C-3,d2,,none,none,,\n";
-        let r: Value = app
-            .client
-            .post(app.url("/v1/students/import"))
-            .header("content-type", "text/csv")
-            .body(csv)
-            .send()
-            .await
-            .unwrap()
+        let r: Value = app.send_body(Method::POST, "/v1/students/import", "text/csv", csv).await
             .json()
             .await
             .unwrap();
@@ -199,23 +165,9 @@ on_both_backends! {
         let s: Value = app.client.get(app.url("/v1/students/C-3")).send().await.unwrap().json().await.unwrap();
         assert_eq!(s["student"]["endorsements"], json!([]));
 
-        let res = app
-            .client
-            .post(app.url("/v1/students/import"))
-            .header("content-type", "text/csv")
-            .body("student_id,gpa\nx,4\n")
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_body(Method::POST, "/v1/students/import", "text/csv", "student_id,gpa\nx,4\n").await;
         problem(res, 422).await;
-        let res = app
-            .client
-            .post(app.url("/v1/students/import"))
-            .header("content-type", "application/xml")
-            .body("<x/>")
-            .send()
-            .await
-            .unwrap();
+        let res = app.send_body(Method::POST, "/v1/students/import", "application/xml", "<x/>").await;
         problem(res, 415).await;
     }
 }
