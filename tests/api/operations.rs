@@ -108,3 +108,30 @@ fn eligo_migrate_prepares_a_database() {
     );
     assert!(dir.path().join("m.db").exists());
 }
+
+/// SIGTERM and SIGINT stop the server cleanly: it finishes, exits 0 and stops listening.
+#[tokio::test]
+async fn sigterm_and_sigint_stop_the_server_cleanly() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("s.db").display());
+        let mut server = crate::helpers::Process::start(&url).await;
+        let sent = std::process::Command::new("kill")
+            .args([signal, &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let mut status = None;
+        for _ in 0..200 {
+            if let Some(s) = server.child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let status = status.unwrap_or_else(|| panic!("{signal}: still running after 10 s"));
+        assert!(status.success(), "{signal}: exited with {status}");
+        let after = reqwest::get(format!("{}/healthz", server.address)).await;
+        assert!(after.is_err(), "{signal}: still answering");
+    }
+}
