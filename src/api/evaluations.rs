@@ -111,9 +111,12 @@ pub async fn create_evaluation(
         .unwrap_or_else(|| chrono::Utc::now().date_naive());
     let result = state.service.preview(subject, body.policies, as_of).await?;
     state.metrics.observe_decisions(&result.decisions);
-    Ok(HttpResponse::Ok().json(EvaluationResponse {
+    let response = EvaluationResponse {
         student_id: result.student_id,
         as_of: result.as_of,
         decisions: result.decisions,
-    }))
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(super::json::evaluation_response(&response)))
 }

@@ -10,6 +10,7 @@ pub mod body;
 pub mod error;
 pub mod evaluations;
 pub mod health;
+pub mod json;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
