@@ -33,13 +33,15 @@ struct TypedRequest {
     student: Option<Box<Student>>,
     student_id: Option<String>,
     policies: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::policy::student::optional_date")]
     as_of: Option<NaiveDate>,
 }
 
 /// One pass over the body for a well-formed request. A malformed one is parsed again the slow
 /// way, record apart, only to say precisely what is wrong (the field, line and column).
 fn parse_request(bytes: &[u8]) -> Result<TypedRequest, ApiError> {
-    if let Ok(typed) = serde_json::from_slice::<TypedRequest>(bytes) {
+    // UTF-8 checked once for the whole body, not string by string.
+    if let Ok(Ok(typed)) = std::str::from_utf8(bytes).map(serde_json::from_str::<TypedRequest>) {
         return Ok(typed);
     }
     let body: EvaluationRequest = parse_json(bytes)?;

@@ -294,23 +294,9 @@ fn script_error(message: impl Into<String>) -> Box<EvalAltResult> {
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, Box<EvalAltResult>> {
-    fast_date(text)
+    super::student::fast_date(text)
         .or_else(|| NaiveDate::from_str(text).ok())
         .ok_or_else(|| script_error(format!("{text:?} is not a YYYY-MM-DD date")))
-}
-
-/// `YYYY-MM-DD` read without chrono's general parser (every `graduated_by(ctx.as_of)` parses).
-fn fast_date(text: &str) -> Option<NaiveDate> {
-    let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| {
-        b[r].iter().try_fold(0u32, |n, &c| {
-            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
-        })
-    };
-    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
 }
 
 /// The strings of a script's list (shared, not copied; up to three kept inline).

@@ -162,7 +162,11 @@ impl WorkBasedLearningKind {
 pub struct Endorsement {
     pub area: EndorsementArea,
     pub status: EndorsementStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_date"
+    )]
     #[schema(value_type = Option<String>, format = Date)]
     pub earned_on: Option<NaiveDate>,
 }
@@ -200,7 +204,11 @@ pub struct JobOffer {
     /// Whether the employer is local. Absent means unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_date"
+    )]
     #[schema(value_type = Option<String>, format = Date)]
     pub offered_on: Option<NaiveDate>,
 }
@@ -234,7 +242,11 @@ pub struct Student {
     pub student_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub school_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_date"
+    )]
     #[schema(value_type = Option<String>, format = Date)]
     pub graduation_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -255,6 +267,50 @@ pub struct Student {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+/// `YYYY-MM-DD` read without chrono's general parser (records and scripts hold many dates).
+pub fn fast_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)
+}
+
+/// A date field: `YYYY-MM-DD` the fast way, anything else through chrono's parser, so what is
+/// accepted and every error message stay chrono's own.
+struct Date(NaiveDate);
+
+impl<'de> Deserialize<'de> for Date {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Date;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a formatted date string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Date, E> {
+                match fast_date(v) {
+                    Some(d) => Ok(Date(d)),
+                    None => v.parse().map(Date).map_err(E::custom),
+                }
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
+/// `Option<NaiveDate>` through [`Date`].
+pub fn optional_date<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<NaiveDate>, D::Error> {
+    Ok(Option::<Date>::deserialize(d)?.map(|d| d.0))
 }
 
 /// Checks an identifier: 1-64 characters of `A-Za-z0-9._-`.
@@ -388,13 +444,19 @@ fn check_len(len: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether every byte is printable ASCII (no early exit, so the loop vectorises).
+fn printable_ascii(v: &str) -> bool {
+    v.bytes().fold(true, |ok, b| ok & (0x20..0x7f).contains(&b))
+}
+
 fn check_text(value: Option<&str>) -> Result<(), String> {
     match value {
         // Byte length bounds the character count: count only when it could exceed the limit.
         Some(v) if v.len() > MAX_TEXT_CHARS && v.chars().count() > MAX_TEXT_CHARS => {
             Err(format!("is longer than {MAX_TEXT_CHARS} characters"))
         }
-        Some(v) if v.chars().any(char::is_control) => {
+        // Printable ASCII (the usual case) is checked without decoding characters.
+        Some(v) if !printable_ascii(v) && v.chars().any(char::is_control) => {
             Err("must not contain control characters".into())
         }
         _ => Ok(()),
@@ -556,6 +618,54 @@ mod tests {
         assert_eq!(e.field, "graduation_date");
         let e = err(r#"{"student_id":"x","job_offers":[{"offered_on":"yesterday"}]}"#);
         assert_eq!(e.field, "job_offers[0].offered_on");
+    }
+
+    #[test]
+    fn dates_read_the_fast_way_accept_and_refuse_what_chrono_does() {
+        #[derive(Deserialize)]
+        struct Ours(#[serde(deserialize_with = "optional_date")] Option<NaiveDate>);
+        for input in [
+            r#""2024-06-01""#,
+            r#""0000-01-01""#,
+            r#""9999-12-31""#,
+            r#""2024-02-29""#,
+            r#""2023-02-29""#,
+            r#""2024-13-01""#,
+            r#""2024-6-1""#,
+            r#""+12345-01-01""#,
+            r#""2024-06-01T00:00:00""#,
+            r#"" 2024-06-01""#,
+            r#""2024/06/01""#,
+            r#""20a4-06-01""#,
+            r#""""#,
+            r#""\u0032024-06-01""#,
+            "null",
+            "20240601",
+            "[]",
+        ] {
+            let ours = serde_json::from_str::<Ours>(input).map(|o| o.0);
+            let chrono = serde_json::from_str::<Option<NaiveDate>>(input);
+            match (ours, chrono) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{input}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{input}"),
+                (a, b) => panic!("{input}: ours {a:?}, chrono {b:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_control_characters_in_text_and_keeps_other_unicode() {
+        for bad in ["\\u0001", "\\u007f", "\\u0085", "\\n"] {
+            let e = err(&format!(
+                r#"{{"student_id":"x","job_offers":[{{"employer":"Acme{bad}Tool"}}]}}"#
+            ));
+            assert_eq!(e.field, "job_offers[0].employer", "{bad}");
+            assert!(e.message.contains("control characters"), "{bad}");
+        }
+        let s = Student::from_json(
+            r#"{"student_id":"x","job_offers":[{"employer":"Café Ünïcode 漢字 🎓"}]}"#,
+        );
+        assert!(s.is_ok(), "{s:?}");
     }
 
     #[test]
