@@ -46,12 +46,31 @@ pub fn forbidden(detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
 }
 
-fn bearer(req: &ServiceRequest) -> Option<String> {
+fn bearer(req: &ServiceRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
-        .then(|| token.to_string())
+        .then_some(token)
+}
+
+/// Refuses a caller whose role may not call this route.
+fn check_role(
+    req: &ServiceRequest,
+    caller: &Caller,
+    pattern: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(pattern) = pattern else {
+        return Ok(());
+    };
+    match allowed_roles(req.method(), pattern) {
+        Some(roles) if !roles.contains(&caller.role) => Err(forbidden(format!(
+            "a {} key may not {} {pattern}",
+            caller.role.as_str(),
+            req.method()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 pub async fn authenticate(
@@ -77,22 +96,12 @@ pub async fn authenticate(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| unauthorized("the key is unknown or revoked"))?;
-    let pattern = req
-        .extensions()
-        .get::<super::observe::RoutePattern>()
-        .map(|p| p.0.clone());
-    if let Some(pattern) = pattern.unwrap_or_else(|| req.match_pattern()) {
-        if let Some(roles) = allowed_roles(req.method(), &pattern) {
-            if !roles.contains(&caller.role) {
-                let e = forbidden(format!(
-                    "a {} key may not {} {pattern}",
-                    caller.role.as_str(),
-                    req.method()
-                ));
-                return Err(e.into());
-            }
-        }
-    }
+    // The pattern the observe middleware matched, or matched here when it did not run.
+    let checked = match req.extensions().get::<super::observe::RoutePattern>() {
+        Some(p) => check_role(&req, &caller, p.0.as_deref()),
+        None => check_role(&req, &caller, req.match_pattern().as_deref()),
+    };
+    checked?;
     req.extensions_mut().insert(caller);
     next.call(req).await
 }
@@ -100,8 +109,8 @@ pub async fn authenticate(
 /// The caller of a `/v1` request (set by `authenticate`).
 pub fn caller(req: &HttpRequest) -> Result<Caller, ApiError> {
     req.extensions()
-        .get::<Caller>()
-        .cloned()
+        .get::<std::sync::Arc<Caller>>()
+        .map(|c| Caller::clone(c))
         .ok_or_else(|| unauthorized("no authenticated key"))
 }
 

@@ -19,7 +19,7 @@ pub fn actor(req: &HttpRequest) -> Actor {
     Actor {
         key_id: req
             .extensions()
-            .get::<crate::service::access::Caller>()
+            .get::<std::sync::Arc<crate::service::access::Caller>>()
             .map_or_else(|| "anonymous".to_string(), |k| k.key_id.clone()),
         request_id: req
             .extensions()

@@ -72,10 +72,107 @@ pub struct NewKey {
 /// How long a known key is trusted without asking the database again.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Known keys by secret hash, with when they were looked up.
-pub type KeyCache = std::sync::Arc<
-    std::sync::Mutex<std::collections::HashMap<String, (Caller, std::time::Instant)>>,
->;
+/// Known keys by secret digest. An entry is trusted for `KEY_CACHE_TTL` after its look-up and
+/// never longer. Past half that age, the first request to notice starts one look-up in the
+/// background while requests go on using the entry, so a busy key is re-checked about every
+/// 50 ms by one look-up instead of by every request in flight when it expires (which, at
+/// thousands of previews a second, put a burst of database look-ups on every expiry).
+#[derive(Default)]
+pub struct KeyCache {
+    inner: std::sync::Mutex<KeyCacheInner>,
+}
+
+#[derive(Default)]
+struct KeyCacheInner {
+    entries: std::collections::HashMap<[u8; 32], KeyEntry>,
+    /// Bumped by `clear`: a look-up that started before a revocation must not store its answer.
+    generation: u64,
+}
+
+struct KeyEntry {
+    caller: std::sync::Arc<Caller>,
+    at: std::time::Instant,
+    refreshing: bool,
+}
+
+/// What the cache says about a key.
+/// `generation`: the cache's, to store a look-up's answer under.
+enum Cached {
+    /// Trusted; `refresh` asks the caller to start the background look-up.
+    Hit {
+        caller: std::sync::Arc<Caller>,
+        refresh: bool,
+        generation: u64,
+    },
+    /// Unknown or expired: look it up now.
+    Miss(u64),
+}
+
+impl KeyCache {
+    fn get(&self, digest: &[u8; 32]) -> Cached {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Cached::Miss(u64::MAX);
+        };
+        let generation = inner.generation;
+        match inner.entries.get_mut(digest) {
+            Some(e) if e.at.elapsed() < KEY_CACHE_TTL => {
+                let refresh = !e.refreshing && e.at.elapsed() >= KEY_CACHE_TTL / 2;
+                e.refreshing |= refresh;
+                Cached::Hit {
+                    caller: e.caller.clone(),
+                    refresh,
+                    generation,
+                }
+            }
+            _ => Cached::Miss(generation),
+        }
+    }
+
+    /// Stores a look-up's answer, unless the cache was cleared since it started.
+    fn store(&self, digest: [u8; 32], found: Option<&std::sync::Arc<Caller>>, generation: u64) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if inner.generation != generation {
+            return;
+        }
+        match found {
+            Some(caller) => {
+                if inner.entries.len() >= 10_000 {
+                    inner.entries.clear();
+                }
+                inner.entries.insert(
+                    digest,
+                    KeyEntry {
+                        caller: caller.clone(),
+                        at: std::time::Instant::now(),
+                        refreshing: false,
+                    },
+                );
+            }
+            None => {
+                inner.entries.remove(&digest);
+            }
+        }
+    }
+
+    /// Forgets a failed background look-up, so a later request tries again.
+    fn refresh_failed(&self, digest: &[u8; 32]) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if let Some(e) = inner.entries.get_mut(digest) {
+                e.refreshing = false;
+            }
+        }
+    }
+
+    /// Forgets every key (after a revocation).
+    pub fn clear(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.entries.clear();
+            inner.generation += 1;
+        }
+    }
+}
 
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -147,25 +244,46 @@ pub fn ensure_first_key(store: &Store) -> Result<Option<NewKey>, super::StartErr
 }
 
 impl Service {
-    /// The caller holding `secret`, if it is an active key. Known keys are remembered for
-    /// `KEY_CACHE_TTL`: a revocation takes effect at once on the process that made it (the cache
-    /// is cleared) and within that time on other processes sharing the database.
-    pub async fn authenticate(&self, secret: String) -> Result<Option<Caller>, ServiceError> {
-        let hash = secret_hash(&secret);
-        if let Ok(cache) = self.key_cache.lock() {
-            if let Some((caller, at)) = cache.get(&hash) {
-                if at.elapsed() < KEY_CACHE_TTL {
-                    return Ok(Some(caller.clone()));
+    /// The caller holding `secret`, if it is an active key. Known keys are remembered for at
+    /// most `KEY_CACHE_TTL` (see [`KeyCache`]): a revocation takes effect at once on the process
+    /// that made it (the cache is cleared) and within that time on other processes sharing the
+    /// database.
+    pub async fn authenticate(
+        &self,
+        secret: &str,
+    ) -> Result<Option<std::sync::Arc<Caller>>, ServiceError> {
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let generation = match self.key_cache.get(&digest) {
+            Cached::Hit {
+                caller,
+                refresh,
+                generation,
+            } => {
+                if refresh {
+                    let service = self.clone();
+                    let secret = secret.to_string();
+                    tokio::spawn(async move {
+                        match service.lookup_key(secret).await {
+                            Ok(found) => {
+                                let found = found.map(std::sync::Arc::new);
+                                service.key_cache.store(digest, found.as_ref(), generation);
+                            }
+                            Err(e) => {
+                                tracing::warn!("refreshing a cached key failed: {e}");
+                                service.key_cache.refresh_failed(&digest);
+                            }
+                        }
+                    });
                 }
+                return Ok(Some(caller));
             }
-        }
-        let found = self.lookup_key(secret).await?;
-        if let (Some(caller), Ok(mut cache)) = (&found, self.key_cache.lock()) {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(hash, (caller.clone(), std::time::Instant::now()));
-        }
+            Cached::Miss(generation) => generation,
+        };
+        let found = self
+            .lookup_key(secret.to_string())
+            .await?
+            .map(std::sync::Arc::new);
+        self.key_cache.store(digest, found.as_ref(), generation);
         Ok(found)
     }
 
@@ -215,9 +333,7 @@ impl Service {
             }
         })
         .await;
-        if let Ok(mut cache) = self.key_cache.lock() {
-            cache.clear();
-        }
+        self.key_cache.clear();
         result
     }
 
@@ -250,5 +366,88 @@ impl Service {
     pub async fn entry_policy(&self, seq: i64) -> Result<Option<String>, ServiceError> {
         let store = self.store().clone();
         blocking(move || Ok(store.ledger_entry(seq)?.map(|e| e.fields.policy_id))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn caller(id: &str) -> Arc<Caller> {
+        Arc::new(Caller {
+            key_id: id.into(),
+            role: Role::Counselor,
+            sponsor: None,
+        })
+    }
+
+    fn hit(cached: Cached) -> Option<(String, bool)> {
+        match cached {
+            Cached::Hit {
+                caller, refresh, ..
+            } => Some((caller.key_id.clone(), refresh)),
+            Cached::Miss(_) => None,
+        }
+    }
+
+    fn generation(cached: Cached) -> u64 {
+        match cached {
+            Cached::Hit { generation, .. } | Cached::Miss(generation) => generation,
+        }
+    }
+
+    #[test]
+    fn a_key_is_trusted_for_the_ttl_and_refreshed_once_past_half_of_it() {
+        let cache = KeyCache::default();
+        let digest = [1u8; 32];
+        let g = generation(cache.get(&digest));
+        assert!(hit(cache.get(&digest)).is_none(), "unknown keys miss");
+        cache.store(digest, Some(&caller("k1")), g);
+        assert_eq!(hit(cache.get(&digest)), Some(("k1".into(), false)));
+        std::thread::sleep(KEY_CACHE_TTL / 2 + Duration::from_millis(5));
+        // Past half the TTL: exactly one request is asked to refresh; all are still served.
+        assert_eq!(hit(cache.get(&digest)), Some(("k1".into(), true)));
+        assert_eq!(hit(cache.get(&digest)), Some(("k1".into(), false)));
+        std::thread::sleep(KEY_CACHE_TTL / 2);
+        // Past the TTL the entry is never used, refresh or not.
+        assert!(hit(cache.get(&digest)).is_none());
+    }
+
+    #[test]
+    fn a_refresh_stores_the_new_answer_and_a_revoked_key_is_forgotten() {
+        let cache = KeyCache::default();
+        let digest = [2u8; 32];
+        let g = generation(cache.get(&digest));
+        cache.store(digest, Some(&caller("k2")), g);
+        cache.store(digest, None, g);
+        assert!(hit(cache.get(&digest)).is_none());
+    }
+
+    #[test]
+    fn a_look_up_that_started_before_a_clear_does_not_store_its_answer() {
+        let cache = KeyCache::default();
+        let digest = [3u8; 32];
+        let before = generation(cache.get(&digest));
+        cache.clear(); // a revocation on this process
+        cache.store(digest, Some(&caller("stale")), before);
+        assert!(hit(cache.get(&digest)).is_none());
+        let after = generation(cache.get(&digest));
+        cache.store(digest, Some(&caller("fresh")), after);
+        assert_eq!(hit(cache.get(&digest)), Some(("fresh".into(), false)));
+    }
+
+    #[test]
+    fn a_failed_refresh_lets_a_later_request_try_again() {
+        let cache = KeyCache::default();
+        let digest = [4u8; 32];
+        let g = generation(cache.get(&digest));
+        cache.store(digest, Some(&caller("k4")), g);
+        std::thread::sleep(KEY_CACHE_TTL / 2 + Duration::from_millis(5));
+        assert_eq!(hit(cache.get(&digest)), Some(("k4".into(), true)));
+        cache.refresh_failed(&digest);
+        assert_eq!(hit(cache.get(&digest)), Some(("k4".into(), true)));
     }
 }

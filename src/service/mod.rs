@@ -71,7 +71,7 @@ pub struct Service {
     store: Store,
     registry: Arc<RwLock<Arc<Registry>>>,
     awards: awards::AwardQueue,
-    key_cache: access::KeyCache,
+    key_cache: Arc<access::KeyCache>,
 }
 
 thread_local! {
