@@ -97,28 +97,36 @@ fn award(out: &mut Vec<u8>, a: &Award) {
     out.push(b'}');
 }
 
-fn reason(out: &mut Vec<u8>, r: &Reason) {
+/// A reason or a missing item: `code`, a reason's `status`, `message`, and `fields` when any.
+fn criterion(
+    out: &mut Vec<u8>,
+    code: &str,
+    status: Option<&str>,
+    message: &str,
+    fields: &[String],
+) {
+    out.push(b'{');
     key(out, true, "code");
-    string(out, &r.code);
-    key(out, false, "status");
-    string(out, r.status.as_str());
-    key(out, false, "message");
-    string(out, &r.message);
-    if !r.fields.is_empty() {
-        key(out, false, "fields");
-        strings(out, &r.fields);
+    string(out, code);
+    if let Some(status) = status {
+        key(out, false, "status");
+        string(out, status);
     }
+    key(out, false, "message");
+    string(out, message);
+    if !fields.is_empty() {
+        key(out, false, "fields");
+        strings(out, fields);
+    }
+    out.push(b'}');
+}
+
+fn reason(out: &mut Vec<u8>, r: &Reason) {
+    criterion(out, &r.code, Some(r.status.as_str()), &r.message, &r.fields);
 }
 
 fn missing(out: &mut Vec<u8>, m: &Missing) {
-    key(out, true, "code");
-    string(out, &m.code);
-    key(out, false, "message");
-    string(out, &m.message);
-    if !m.fields.is_empty() {
-        key(out, false, "fields");
-        strings(out, &m.fields);
-    }
+    criterion(out, &m.code, None, &m.message, &m.fields);
 }
 
 fn payee(out: &mut Vec<u8>, p: &Payee) {
@@ -158,17 +166,9 @@ pub fn decision(out: &mut Vec<u8>, d: &Decision) {
     key(out, false, "outcome");
     string(out, d.outcome.as_str());
     key(out, false, "reasons");
-    list(out, &d.reasons, |out, r| {
-        out.push(b'{');
-        reason(out, r);
-        out.push(b'}');
-    });
+    list(out, &d.reasons, reason);
     key(out, false, "missing");
-    list(out, &d.missing, |out, m| {
-        out.push(b'{');
-        missing(out, m);
-        out.push(b'}');
-    });
+    list(out, &d.missing, missing);
     if let Some(p) = &d.payee {
         key(out, false, "payee");
         payee(out, p);
