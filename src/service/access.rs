@@ -114,9 +114,10 @@ impl KeyCache {
             return Cached::Miss(u64::MAX);
         };
         let generation = inner.generation;
-        match inner.entries.get_mut(digest) {
-            Some(e) if e.at.elapsed() < KEY_CACHE_TTL => {
-                let refresh = !e.refreshing && e.at.elapsed() >= KEY_CACHE_TTL / 2;
+        let entry = inner.entries.get_mut(digest).map(|e| (e.at.elapsed(), e));
+        match entry {
+            Some((age, e)) if age < KEY_CACHE_TTL => {
+                let refresh = !e.refreshing && age >= KEY_CACHE_TTL / 2;
                 e.refreshing |= refresh;
                 Cached::Hit {
                     caller: e.caller.clone(),
@@ -174,8 +175,14 @@ impl KeyCache {
     }
 }
 
+/// The SHA-256 digest of a secret (the cache's key).
+fn secret_digest(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// The stored form of a secret: its SHA-256 digest, hex.
 pub fn secret_hash(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    hex::encode(secret_digest(secret))
 }
 
 /// Creates a key directly in a store (the CLI and first start use this).
@@ -252,7 +259,7 @@ impl Service {
         &self,
         secret: &str,
     ) -> Result<Option<std::sync::Arc<Caller>>, ServiceError> {
-        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        let digest = secret_digest(secret);
         let generation = match self.key_cache.get(&digest) {
             Cached::Hit {
                 caller,
@@ -260,37 +267,39 @@ impl Service {
                 generation,
             } => {
                 if refresh {
-                    let service = self.clone();
-                    let secret = secret.to_string();
-                    tokio::spawn(async move {
-                        match service.lookup_key(secret).await {
-                            Ok(found) => {
-                                let found = found.map(std::sync::Arc::new);
-                                service.key_cache.store(digest, found.as_ref(), generation);
-                            }
-                            Err(e) => {
-                                tracing::warn!("refreshing a cached key failed: {e}");
-                                service.key_cache.refresh_failed(&digest);
-                            }
-                        }
-                    });
+                    self.refresh_key_in_background(digest, generation);
                 }
                 return Ok(Some(caller));
             }
             Cached::Miss(generation) => generation,
         };
-        let found = self
-            .lookup_key(secret.to_string())
-            .await?
-            .map(std::sync::Arc::new);
+        let found = self.lookup_key(digest).await?.map(std::sync::Arc::new);
         self.key_cache.store(digest, found.as_ref(), generation);
         Ok(found)
     }
 
-    async fn lookup_key(&self, secret: String) -> Result<Option<Caller>, ServiceError> {
+    /// Looks a cached key up again without making a request wait for it.
+    fn refresh_key_in_background(&self, digest: [u8; 32], generation: u64) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            match service.lookup_key(digest).await {
+                Ok(found) => {
+                    let found = found.map(std::sync::Arc::new);
+                    service.key_cache.store(digest, found.as_ref(), generation);
+                }
+                Err(e) => {
+                    tracing::warn!("refreshing a cached key failed: {e}");
+                    service.key_cache.refresh_failed(&digest);
+                }
+            }
+        });
+    }
+
+    /// The active key with this secret digest, from the store.
+    async fn lookup_key(&self, digest: [u8; 32]) -> Result<Option<Caller>, ServiceError> {
         let store = self.store().clone();
         blocking(move || {
-            let Some(k) = store.key_by_hash(&secret_hash(&secret))? else {
+            let Some(k) = store.key_by_hash(&hex::encode(digest))? else {
                 return Ok(None);
             };
             let role = Role::parse(&k.role).ok_or_else(|| {
