@@ -212,10 +212,7 @@ impl Checks {
             _ => None,
         });
         if let (true, Some(id)) = (asked && self.all_passed(), college) {
-            self.set_payee(Payee {
-                kind: PayeeKind::Institution,
-                institution_id: Some(id.clone()),
-            });
+            self.pay_to_institution(id);
         }
     }
 }
