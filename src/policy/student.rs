@@ -367,11 +367,7 @@ impl Student {
         if let Some(list) = &self.early_college_credits {
             check_len(list.len()).map_err(named("early_college_credits"))?;
             for (i, c) in list.iter().enumerate() {
-                let at = |f: &'static str| {
-                    move |m: String| {
-                        RecordError::field(format!("early_college_credits[{i}].{f}"), m)
-                    }
-                };
+                let at = |f| item_field("early_college_credits", i, f);
                 check_hours(c.credit_hours).map_err(at("credit_hours"))?;
                 check_text(c.course.as_deref()).map_err(at("course"))?;
                 check_text(c.subject.as_deref()).map_err(at("subject"))?;
@@ -381,9 +377,7 @@ impl Student {
         if let Some(list) = &self.work_based_learning {
             check_len(list.len()).map_err(named("work_based_learning"))?;
             for (i, w) in list.iter().enumerate() {
-                let at = |f: &'static str| {
-                    move |m: String| RecordError::field(format!("work_based_learning[{i}].{f}"), m)
-                };
+                let at = |f| item_field("work_based_learning", i, f);
                 if let Some(h) = w.hours {
                     check_hours(h).map_err(at("hours"))?;
                 }
@@ -393,9 +387,7 @@ impl Student {
         if let Some(list) = &self.job_offers {
             check_len(list.len()).map_err(named("job_offers"))?;
             for (i, o) in list.iter().enumerate() {
-                let at = |f: &'static str| {
-                    move |m: String| RecordError::field(format!("job_offers[{i}].{f}"), m)
-                };
+                let at = |f| item_field("job_offers", i, f);
                 if let Some(code) = &o.naics {
                     if !(2..=6).contains(&code.len()) || !code.bytes().all(|b| b.is_ascii_digit()) {
                         return Err(at("naics")(format!(
@@ -433,6 +425,12 @@ impl Student {
         }
         Ok(())
     }
+}
+
+/// Names a field of a list item (`job_offers[2].employer`) in an error, formatting the name
+/// only when there is an error.
+fn item_field(list: &'static str, i: usize, f: &'static str) -> impl FnOnce(String) -> RecordError {
+    move |message| RecordError::field(format!("{list}[{i}].{f}"), message)
 }
 
 fn check_len(len: usize) -> Result<(), String> {
