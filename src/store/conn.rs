@@ -100,3 +100,56 @@ pub fn migrate(conn: &mut AnyConnection) -> Result<Vec<String>, StoreError> {
     .map_err(|e| StoreError::Migration(e.to_string()))?;
     Ok(applied.iter().map(|m| m.to_string()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use diesel::sql_types::{BigInt, Text};
+    use diesel::{QueryableByName, RunQueryDsl};
+
+    use super::*;
+
+    #[derive(QueryableByName)]
+    struct Mode {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+    }
+
+    #[derive(QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = BigInt)]
+        value: i64,
+    }
+
+    #[test]
+    fn every_pooled_sqlite_connection_has_wal_busy_timeout_foreign_keys_and_full_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("pragmas.db").display());
+        let (pool, backend) = connect(&url, 2).unwrap();
+        assert_eq!(backend, Backend::Sqlite);
+        // Both connections of the pool, not only the first.
+        let conns = [pool.get().unwrap(), pool.get().unwrap()];
+        for mut conn in conns {
+            let AnyConnection::Sqlite(c) = &mut *conn else {
+                panic!("expected SQLite");
+            };
+            let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+                .get_result(c)
+                .unwrap();
+            assert_eq!(mode.journal_mode, "wal");
+            let number = |c: &mut SqliteConnection, pragma: &str| {
+                diesel::sql_query(format!("SELECT {pragma} AS value FROM pragma_{pragma}"))
+                    .get_result::<Number>(c)
+                    .unwrap()
+                    .value
+            };
+            assert_eq!(number(c, "foreign_keys"), 1);
+            assert_eq!(number(c, "synchronous"), 2, "2 is FULL");
+            let timeout: Number =
+                diesel::sql_query("SELECT timeout AS value FROM pragma_busy_timeout")
+                    .get_result(c)
+                    .unwrap();
+            assert_eq!(timeout.value, 10_000);
+        }
+    }
+}
