@@ -135,3 +135,93 @@ async fn sigterm_and_sigint_stop_the_server_cleanly() {
         assert!(after.is_err(), "{signal}: still answering");
     }
 }
+
+/// `--log-json`: every line is a JSON object, and every line logged while serving a request
+/// carries that request's id (the one the client sent, or the one the server made).
+#[tokio::test]
+async fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("logs.db").display());
+    // A key made beforehand, so the first start prints no key banner (it is not a log line).
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+        .args(["keys", "create", "--role", "admin", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let log_path = dir.path().join("server.log");
+    let (mut command, port) = crate::helpers::serve_command(&url, "info");
+    let mut child = command
+        .arg("--log-json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..300 {
+        if client
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server did not start");
+    let res = client
+        .get(format!("{address}/healthz"))
+        .header("x-request-id", "trace-json-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let res = client
+        .get(format!("{address}/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let made_id = res
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    child.wait().unwrap();
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .all(|l| l["level"].is_string() && l["fields"].is_object()));
+    // Every line inside a request span names its request.
+    for l in lines.iter().filter(|l| l["span"]["name"] == "request") {
+        assert!(l["span"]["request_id"].is_string(), "no request id: {l}");
+    }
+    for (id, route, status) in [
+        ("trace-json-1", "/healthz", 200),
+        (made_id.as_str(), "unmatched", 404),
+    ] {
+        let served: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l["span"]["request_id"] == id && l["fields"]["message"] == "served")
+            .collect();
+        assert_eq!(served.len(), 1, "one 'served' line for {id}:\n{log}");
+        assert_eq!(served[0]["span"]["route"], route);
+        assert_eq!(served[0]["fields"]["status"], status);
+    }
+}
