@@ -51,3 +51,61 @@ impl Settings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    /// `eligo serve` as `main` reads it for `cargo run` with no arguments (flags only: setting
+    /// ELIGO_* here would leak into servers other tests spawn).
+    fn serve(args: &[&str]) -> super::Settings {
+        let argv = ["eligo", "serve"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv) {
+            Ok(Cli {
+                command: Some(Command::Serve(s)),
+            }) => *s,
+            other => panic!("not a serve command: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_defaults_to_loopback_8080_an_sqlite_file_and_the_rules_folder() {
+        // Unless the environment running the tests sets them.
+        if std::env::vars().any(|(k, _)| k.starts_with("ELIGO_") && k != "ELIGO_TEST_POSTGRES_URL")
+        {
+            eprintln!("skipped: ELIGO_* variables are set in this environment");
+            return;
+        }
+        let s = serve(&[]);
+        assert_eq!(s.bind, "127.0.0.1:8080");
+        assert_eq!(s.database_url, "sqlite://eligo.db");
+        assert_eq!(s.rules_dir, std::path::PathBuf::from("rules"));
+        assert!(!s.log_json);
+        assert_eq!(s.max_body_bytes, super::DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn serve_flags_override_the_defaults() {
+        let s = serve(&[
+            "--bind",
+            "0.0.0.0:9000",
+            "--database-url",
+            "postgres://u@h/db",
+            "--rules-dir",
+            "elsewhere",
+            "--log-json",
+            "--workers",
+            "3",
+            "--max-body-bytes",
+            "1024",
+        ]);
+        assert_eq!(s.bind, "0.0.0.0:9000");
+        assert_eq!(s.database_url, "postgres://u@h/db");
+        assert_eq!(s.rules_dir, std::path::PathBuf::from("elsewhere"));
+        assert!(s.log_json);
+        assert_eq!(s.workers, Some(3));
+        assert_eq!(s.max_body_bytes, 1024);
+    }
+}
