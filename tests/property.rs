@@ -1,12 +1,13 @@
 //! Property and fuzz tests of the record parser, the importers and the seed policies.
 //!
 //! - generated records, valid and invalid, go through parse -> evaluate for every seed policy:
-//!   no panic, every invalid record refused with a message, every decision consistent;
+//!   no panic, every invalid record refused with a message, every decision consistent, and the
+//!   same decision whether a policy runs as a direct plan or through rhai;
 //! - a bounded, deterministic fuzz loop mutates seed inputs for the parser and the CSV, NDJSON
 //!   and JSON importers (fixed seed, fixed iteration count: reproducible, a few seconds).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use eligo::policy::{Evaluator, Outcome, Prepared, Registry, Student};
+use eligo::policy::{Evaluator, Limits, Outcome, Prepared, Registry, Student};
 use eligo::service::import::{parse, ImportFormat};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -122,6 +123,7 @@ proptest! {
     ) {
         let registry = registry();
         let mut evaluator = Evaluator::default();
+        let mut interpreted = Evaluator::interpreted(&Limits::default());
         let as_of = chrono::NaiveDate::from_ymd_opt(as_of.0, as_of.1, as_of.2).unwrap();
         match Student::from_value(value.clone()) {
             Err(e) => prop_assert!(!e.message.is_empty(), "an invalid record needs a message: {value}"),
@@ -129,6 +131,7 @@ proptest! {
                 let prepared = Prepared::new(student);
                 for v in registry.all_in_effect(as_of) {
                     let d = evaluator.evaluate(v, &prepared, as_of);
+                    prop_assert_eq!(&d, &interpreted.evaluate(v, &prepared, as_of), "plan and rhai disagree on {}", value);
                     prop_assert!(d.is_consistent(), "inconsistent decision {d:?} for {value}");
                     prop_assert!(d.outcome != Outcome::Error, "a seed policy failed on a valid record: {d:?} {value}");
                     if d.outcome == Outcome::Eligible {

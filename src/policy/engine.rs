@@ -129,7 +129,11 @@ impl Checks {
     }
 
     /// `require(code, check)`: the label and missing text declared in `policy().criteria`.
-    fn require_declared(&mut self, code: &str, check: Check) -> Result<(), Box<EvalAltResult>> {
+    pub(super) fn require_declared(
+        &mut self,
+        code: &str,
+        check: Check,
+    ) -> Result<(), Box<EvalAltResult>> {
         let policy = self.0.borrow().policy.clone();
         let text = policy
             .as_ref()
@@ -152,7 +156,7 @@ impl Checks {
         }
     }
 
-    fn require(&mut self, code: &str, check: Check, message: &str, missing: &str) {
+    pub(super) fn require(&mut self, code: &str, check: Check, message: &str, missing: &str) {
         let message = if check.detail.is_empty() {
             message.to_string()
         } else {
@@ -186,14 +190,14 @@ impl Checks {
         self.0.borrow_mut().payee = Some(payee);
     }
 
-    fn pay_to_student(&mut self) {
+    pub(super) fn pay_to_student(&mut self) {
         self.set_payee(Payee {
             kind: PayeeKind::Student,
             institution_id: None,
         });
     }
 
-    fn pay_to_institution(&mut self, id: &str) {
+    pub(super) fn pay_to_institution(&mut self, id: &str) {
         self.set_payee(Payee {
             kind: PayeeKind::Institution,
             institution_id: Some(id.to_string()),
@@ -203,7 +207,7 @@ impl Checks {
     /// Pays the student's college when the student asked for it, the criteria so far passed,
     /// and the record names a college that admitted the student or where the student enrolled
     /// (a college the student only applied to is never paid).
-    fn pay_to_college_if_requested(&mut self, s: &StudentRef) {
+    pub(super) fn pay_to_college_if_requested(&mut self, s: &StudentRef) {
         let asked = s.0.payee_preference == Some(super::student::PayeePreference::Institution);
         let college = s.0.postsecondary.as_ref().and_then(|p| match p.status {
             Some(PostsecondaryStatus::Admitted | PostsecondaryStatus::Enrolled) => {
@@ -224,7 +228,7 @@ fn running(ctx: &NativeCallContext) -> Result<Checks, Box<EvalAltResult>> {
         .ok_or_else(|| script_error("require and pay_to_... work only while evaluate runs"))
 }
 
-fn bool_check(v: bool) -> Check {
+pub(super) fn bool_check(v: bool) -> Check {
     if v {
         Check::passed("")
     } else {
@@ -232,7 +236,7 @@ fn bool_check(v: bool) -> Check {
     }
 }
 
-fn absent_check() -> Check {
+pub(super) fn absent_check() -> Check {
     Check::unknown_no_field("not on record")
 }
 
@@ -316,7 +320,7 @@ fn opt_str(value: Option<&str>) -> Dynamic {
 
 // ---- helpers on the record -------------------------------------------------------------------
 
-fn endorsement_earned_any(
+pub(super) fn endorsement_earned_any(
     s: &StudentRef,
     areas: &[ImmutableString],
 ) -> Result<Check, Box<EvalAltResult>> {
@@ -353,12 +357,12 @@ fn endorsement_earned_any(
     })
 }
 
-fn graduated_by(s: &StudentRef, date: &str) -> Result<Check, Box<EvalAltResult>> {
+pub(super) fn graduated_by(s: &StudentRef, date: &str) -> Result<Check, Box<EvalAltResult>> {
     Ok(graduated_on(s, parse_date(date)?))
 }
 
 /// Whether the student graduated on or before `by`.
-fn graduated_on(s: &StudentRef, by: NaiveDate) -> Check {
+pub(super) fn graduated_on(s: &StudentRef, by: NaiveDate) -> Check {
     match s.0.graduation_date {
         None => Check::unknown("graduation date not on record", "graduation_date"),
         Some(g) if g <= by => {
@@ -376,7 +380,7 @@ fn graduated_on(s: &StudentRef, by: NaiveDate) -> Check {
     }
 }
 
-fn college_status(
+pub(super) fn college_status(
     s: &StudentRef,
     institution: Option<&str>,
     statuses: &Array,
@@ -429,7 +433,10 @@ fn college_status(
     }
 }
 
-fn local_job_offer(s: &StudentRef, prefixes: &Array) -> Result<Check, Box<EvalAltResult>> {
+pub(super) fn local_job_offer(
+    s: &StudentRef,
+    prefixes: &Array,
+) -> Result<Check, Box<EvalAltResult>> {
     let prefixes = strings(prefixes, "NAICS prefixes")?;
     let sector = || joined(prefixes.iter().map(|p| p.as_str()), "/");
     let Some(offers) = &s.0.job_offers else {
@@ -472,7 +479,7 @@ fn local_job_offer(s: &StudentRef, prefixes: &Array) -> Result<Check, Box<EvalAl
     })
 }
 
-fn early_college_hours(s: &StudentRef, subject: Option<&str>) -> Dynamic {
+pub(super) fn early_college_hours(s: &StudentRef, subject: Option<&str>) -> Dynamic {
     match &s.0.early_college_credits {
         None => Dynamic::UNIT,
         Some(list) => Dynamic::from_float(
@@ -484,7 +491,7 @@ fn early_college_hours(s: &StudentRef, subject: Option<&str>) -> Dynamic {
     }
 }
 
-fn work_based_hours(s: &StudentRef, kind: Option<&str>) -> Dynamic {
+pub(super) fn work_based_hours(s: &StudentRef, kind: Option<&str>) -> Dynamic {
     match &s.0.work_based_learning {
         None => Dynamic::UNIT,
         Some(list) => Dynamic::from_float(
@@ -496,7 +503,7 @@ fn work_based_hours(s: &StudentRef, kind: Option<&str>) -> Dynamic {
     }
 }
 
-fn at_least(value: Dynamic, min: f64, field: &str) -> Result<Check, Box<EvalAltResult>> {
+pub(super) fn at_least(value: Dynamic, min: f64, field: &str) -> Result<Check, Box<EvalAltResult>> {
     if value.is_unit() {
         return Ok(Check::unknown(format!("{field} not on record"), field));
     }
@@ -511,7 +518,7 @@ fn at_least(value: Dynamic, min: f64, field: &str) -> Result<Check, Box<EvalAltR
     })
 }
 
-fn combine(a: Check, b: Check, any: bool) -> Check {
+pub(super) fn combine(a: Check, b: Check, any: bool) -> Check {
     let (win, lose) = if any {
         (Status::Passed, Status::Failed)
     } else {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::decision::{Award, Decision, Missing, Outcome, Payee, PayeeKind, Reason, Status};
 use super::engine::{build_engine, Checks, Context, Limits, StudentRef};
+use super::plan::Plan;
 use super::registry::{compile, PolicyMeta, PolicyVersion};
 use super::student::Student;
 
@@ -42,6 +43,9 @@ struct Compiled {
     /// script-function call per decision (a tenth of a decision's cost).
     body: AST,
     params: Params,
+    /// The body as direct calls of the native helpers, when it has the common shape (see
+    /// `plan.rs`); `None` leaves every decision to rhai.
+    plan: Option<Plan>,
     /// rhai's function-resolution cache, kept across decisions of this policy (`call_fn` starts
     /// every call with an empty one). One per policy: it may hold this policy's own functions.
     caches: RefCell<Caches>,
@@ -76,6 +80,8 @@ pub struct Evaluator {
     max_operations: u64,
     /// Reused by every decision (emptied after each), saving its allocations.
     scope: Scope<'static>,
+    /// Whether bodies of the common shape run as direct plans (off only to compare the paths).
+    plans: bool,
 }
 
 /// Why `run` failed: the script's own fault, or a caller's tighter budget running out.
@@ -190,6 +196,16 @@ impl Evaluator {
             compiled: HashMap::new(),
             max_operations: limits.max_operations,
             scope: Scope::new(),
+            plans: true,
+        }
+    }
+
+    /// An evaluator that runs every policy through rhai, never as a direct plan: the reference
+    /// the plans are tested against.
+    pub fn interpreted(limits: &Limits) -> Self {
+        Self {
+            plans: false,
+            ..Self::new(limits)
         }
     }
 
@@ -200,16 +216,24 @@ impl Evaluator {
         let ast =
             compile(&self.engine, &policy.source, &policy.origin).map_err(|e| e.to_string())?;
         let (body, params) = evaluate_body(&self.engine, &ast, &policy.source)?;
+        let plan = Plan::build(&ast, &body, &params[0], &params[1]);
         let c = Rc::new(Compiled {
             ast,
             body,
             params,
+            plan,
             caches: RefCell::new(Caches::new()),
             last_ctx: RefCell::new(None),
             meta: Rc::new(policy.meta.clone()),
         });
         self.compiled.insert(policy.hash.clone(), c.clone());
         Ok(c)
+    }
+
+    /// Whether `policy` (compiled on first use) runs as a direct plan here.
+    #[cfg(test)]
+    pub(crate) fn plans_for(&mut self, policy: &PolicyVersion) -> bool {
+        self.plans && self.compiled(policy).is_ok_and(|c| c.plan.is_some())
     }
 
     /// Evaluates `policy` for a prepared record on `as_of`.
@@ -302,6 +326,14 @@ impl Evaluator {
         as_of: NaiveDate,
     ) -> Result<(Vec<Reason>, Vec<Missing>, Option<Payee>), RunError> {
         let compiled = self.compiled(policy)?;
+        if let (true, Some(plan)) = (self.plans, &compiled.plan) {
+            // No loops and a bounded number of steps: a plan runs whatever the budget. A step
+            // that fails falls through to rhai, which says why and where.
+            let s = StudentRef(student.student.clone(), as_of);
+            if let Some(decided) = plan.run(&s, compiled.meta.clone()) {
+                return Ok(decided);
+            }
+        }
         let ctx = compiled.context(as_of);
         // The decision `require(...)` and `pay_to_...(...)` record into, reached by the natives
         // through the run's tag.

@@ -4,6 +4,7 @@
 pub mod decision;
 pub mod engine;
 pub mod evaluate;
+mod plan;
 pub mod registry;
 pub mod student;
 pub mod tests;
