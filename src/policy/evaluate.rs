@@ -76,7 +76,9 @@ impl Compiled {
 pub struct Evaluator {
     engine: Engine,
     compiled: HashMap<String, Rc<Compiled>>,
-    /// The operation limit of `Limits`; `evaluate_within` lowers it for one call.
+    /// The limits the engine was built with; `evaluate_within` lowers the operation limit for
+    /// one call.
+    limits: Limits,
     max_operations: u64,
     /// Reused by every decision (emptied after each), saving its allocations.
     scope: Scope<'static>,
@@ -194,6 +196,7 @@ impl Evaluator {
         Self {
             engine: build_engine(limits),
             compiled: HashMap::new(),
+            limits: *limits,
             max_operations: limits.max_operations,
             scope: Scope::new(),
             plans: true,
@@ -216,7 +219,7 @@ impl Evaluator {
         let ast =
             compile(&self.engine, &policy.source, &policy.origin).map_err(|e| e.to_string())?;
         let (body, params) = evaluate_body(&self.engine, &ast, &policy.source)?;
-        let plan = Plan::build(&ast, &body, &params[0], &params[1]);
+        let plan = Plan::build(&ast, &body, &params[0], &params[1], &self.limits);
         let c = Rc::new(Compiled {
             ast,
             body,
@@ -234,6 +237,14 @@ impl Evaluator {
     #[cfg(test)]
     pub(crate) fn plans_for(&mut self, policy: &PolicyVersion) -> bool {
         self.plans && self.compiled(policy).is_ok_and(|c| c.plan.is_some())
+    }
+
+    /// The least operation limit under which `policy`'s plan runs (`None`: it has no plan).
+    #[cfg(test)]
+    pub(crate) fn plan_operations(&mut self, policy: &PolicyVersion) -> Option<u64> {
+        let c = self.compiled(policy).ok()?;
+        let plan = c.plan.as_ref()?;
+        (0..=100_000u64).find(|&n| plan.fits(n))
     }
 
     /// Evaluates `policy` for a prepared record on `as_of`.
@@ -326,9 +337,12 @@ impl Evaluator {
         as_of: NaiveDate,
     ) -> Result<(Vec<Reason>, Vec<Missing>, Option<Payee>), RunError> {
         let compiled = self.compiled(policy)?;
-        if let (true, Some(plan)) = (self.plans, &compiled.plan) {
-            // No loops and a bounded number of steps: a plan runs whatever the budget. A step
-            // that fails falls through to rhai, which says why and where.
+        let plan = compiled
+            .plan
+            .as_ref()
+            .filter(|p| self.plans && p.fits(self.engine.max_operations()));
+        if let Some(plan) = plan {
+            // A step that fails falls through to rhai, which says why and where.
             let s = StudentRef(student.student.clone(), as_of);
             if let Some(decided) = plan.run(&s, compiled.meta.clone()) {
                 return Ok(decided);

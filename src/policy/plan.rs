@@ -16,8 +16,10 @@
 //! - when a step fails (an unknown endorsement area, an undeclared criterion, ...), the plan
 //!   gives up and the caller runs the script through rhai, which reports the error with its
 //!   position; scripts are pure, so running them again decides the same;
-//! - a plan has no loops and at most [`MAX_STEPS`] statements, so it cannot get near the
-//!   operation limit that bounds a rhai run of the same script.
+//! - a plan has no loops and at most [`MAX_STEPS`] statements; it records an upper bound of the
+//!   operations rhai would count for the same body and runs only where the limit in force allows
+//!   that many (otherwise rhai runs and hits the limit as it would); literal lists longer than the
+//!   engine's array limit are left to rhai, which refuses them.
 //!
 //! `Evaluator::interpreted` turns plans off; tests compare both paths decision by decision.
 
@@ -29,7 +31,7 @@ use super::decision::{Missing, Payee, Reason};
 use super::engine::{
     absent_check, at_least, bool_check, college_status, combine, early_college_hours,
     endorsement_earned_any, graduated_by, graduated_on, local_job_offer, work_based_hours, Check,
-    Checks, StudentRef,
+    Checks, Limits, StudentRef,
 };
 use super::registry::PolicyMeta;
 
@@ -61,6 +63,9 @@ const HELPERS: &[&str] = &[
 #[derive(Debug)]
 pub struct Plan {
     steps: Vec<Step>,
+    /// At least the operations rhai counts running the same body (every AST node counted three
+    /// times; rhai counts each statement, expression and call once).
+    operations: u64,
 }
 
 #[derive(Debug)]
@@ -111,22 +116,35 @@ enum Amount {
     WorkBasedHours(Option<ImmutableString>),
 }
 
-/// The names `evaluate` gave its parameters.
+/// The names `evaluate` gave its parameters, and the engine's limits.
 struct Names<'a> {
     student: &'a str,
     ctx: &'a str,
+    limits: &'a Limits,
 }
 
 impl Plan {
     /// The plan of `body` (the statements of `fn evaluate(student, ctx)`), or `None` when it
     /// holds anything a plan does not cover. `script` is the whole script, for its functions.
-    pub fn build(script: &AST, body: &AST, student: &str, ctx: &str) -> Option<Self> {
+    pub fn build(
+        script: &AST,
+        body: &AST,
+        student: &str,
+        ctx: &str,
+        limits: &Limits,
+    ) -> Option<Self> {
         if script.iter_functions().any(|f| HELPERS.contains(&f.name)) {
             return None;
         }
-        let names = Names { student, ctx };
+        let names = Names {
+            student,
+            ctx,
+            limits,
+        };
         let mut steps = Vec::new();
+        let mut nodes = 0u64;
         for stmt in body.statements() {
+            nodes += 1;
             let call = match stmt {
                 Stmt::Noop(..) => continue,
                 Stmt::FnCall(call, ..) => call,
@@ -136,6 +154,7 @@ impl Plan {
                 },
                 _ => return None,
             };
+            nodes += call.args.iter().map(size).sum::<u64>() + 1;
             steps.push(step(call, &names)?);
             if steps.len() > MAX_STEPS {
                 return None;
@@ -145,7 +164,15 @@ impl Plan {
         if !steps.iter().any(|s| matches!(s, Step::Require { .. })) {
             return None;
         }
-        Some(Self { steps })
+        Some(Self {
+            steps,
+            operations: 3 * nodes + 3,
+        })
+    }
+
+    /// Whether the plan may run under an operation limit of `limit`.
+    pub fn fits(&self, limit: u64) -> bool {
+        self.operations <= limit
     }
 
     /// Runs the plan for `student` under `policy`: the reasons, missing items and payee, or
@@ -276,13 +303,15 @@ fn method(call: &FnCallExpr, names: &Names) -> Option<Node> {
     Some(match (call.name.as_str(), &call.args[..]) {
         ("endorsement_earned", [area]) => match area {
             Expr::StringConstant(s, ..) => Node::EndorsementEarned(vec![s.clone()]),
-            list => Node::EndorsementEarned(string_list(list)?),
+            list => Node::EndorsementEarned(string_list(list, names.limits)?),
         },
         ("graduated_by", [date]) if is_as_of(date, names) => Node::Graduated,
         ("graduated_by", [date]) => Node::GraduatedBy(string(date)?),
-        ("college_status_in", [statuses]) => Node::CollegeStatusIn(array(statuses)?),
-        ("attending", [id, statuses]) => Node::Attending(string(id)?, array(statuses)?),
-        ("local_job_offer", [prefixes]) => Node::LocalJobOffer(array(prefixes)?),
+        ("college_status_in", [statuses]) => Node::CollegeStatusIn(array(statuses, names.limits)?),
+        ("attending", [id, statuses]) => {
+            Node::Attending(string(id)?, array(statuses, names.limits)?)
+        }
+        ("local_job_offer", [prefixes]) => Node::LocalJobOffer(array(prefixes, names.limits)?),
         _ => return None,
     })
 }
@@ -304,6 +333,16 @@ fn amount(expr: &Expr, names: &Names) -> Option<Amount> {
         ("work_based_hours", [kind]) => Amount::WorkBasedHours(Some(string(kind)?)),
         _ => return None,
     })
+}
+
+/// The nodes of an expression (a plan's expressions are calls, dots, lists and literals).
+fn size(expr: &Expr) -> u64 {
+    1 + match expr {
+        Expr::FnCall(call, ..) | Expr::MethodCall(call, ..) => call.args.iter().map(size).sum(),
+        Expr::Dot(dot, ..) => size(&dot.lhs) + size(&dot.rhs),
+        Expr::Array(items, ..) => items.iter().map(size).sum(),
+        _ => 0,
+    }
 }
 
 fn is_var(expr: &Expr, name: &str) -> bool {
@@ -334,8 +373,9 @@ fn number(expr: &Expr) -> Option<f64> {
     }
 }
 
-/// A literal list of strings.
-fn string_list(expr: &Expr) -> Option<Vec<ImmutableString>> {
+/// A literal list of strings, within the engine's array and string limits (rhai refuses a
+/// longer one when it builds it).
+fn string_list(expr: &Expr, limits: &Limits) -> Option<Vec<ImmutableString>> {
     let items: Vec<ImmutableString> = match expr {
         Expr::Array(items, ..) => items.iter().map(string).collect::<Option<_>>()?,
         Expr::DynamicConstant(d, ..) if d.is_array() => d
@@ -345,12 +385,19 @@ fn string_list(expr: &Expr) -> Option<Vec<ImmutableString>> {
             .collect::<Option<_>>()?,
         _ => return None,
     };
-    (items.len() <= MAX_LIST).then_some(items)
+    let bytes: usize = items.iter().map(|s| s.len()).sum();
+    (items.len() <= MAX_LIST.min(limits.max_array_size) && bytes <= limits.max_string_size)
+        .then_some(items)
 }
 
 /// A literal list of strings, as the array rhai would pass.
-fn array(expr: &Expr) -> Option<Array> {
-    Some(string_list(expr)?.into_iter().map(Dynamic::from).collect())
+fn array(expr: &Expr, limits: &Limits) -> Option<Array> {
+    Some(
+        string_list(expr, limits)?
+            .into_iter()
+            .map(Dynamic::from)
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -448,6 +495,60 @@ mod tests {
             .error
             .as_deref()
             .is_some_and(|e| e.contains("is not an endorsement area") && e.contains("line"))));
+    }
+
+    #[test]
+    fn a_plan_runs_only_where_rhai_would_stay_within_the_operation_limit() {
+        let registry = Registry::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")).unwrap();
+        let mut bodies: Vec<PolicyVersion> = PLANNED.iter().map(|b| policy(b, "")).collect();
+        bodies.extend(registry.versions().iter().map(|v| (**v).clone()));
+        let mut interpreted = Evaluator::interpreted(&Limits::default());
+        for p in &bodies {
+            let bound = Evaluator::default().plan_operations(p).unwrap();
+            for r in RECORDS {
+                let s = Prepared::new(Student::from_json(r).unwrap());
+                let as_of = "2024-06-01".parse().unwrap();
+                // rhai finishes within the plan's bound, so a plan never decides where rhai
+                // would have run out.
+                let d = interpreted.evaluate_within(p, &s, as_of, bound);
+                assert!(
+                    d.is_some(),
+                    "rhai needs more than {bound} operations: {}",
+                    p.source
+                );
+                // Under a tighter limit the plan stands aside and rhai runs out as it would.
+                let tight = Limits {
+                    max_operations: 2,
+                    ..Limits::default()
+                };
+                let a = Evaluator::new(&tight).evaluate(p, &s, as_of);
+                let b = Evaluator::interpreted(&tight).evaluate(p, &s, as_of);
+                assert_eq!(a, b);
+                assert!(a.error.unwrap().contains("Too many operations"));
+                assert!(Evaluator::default()
+                    .evaluate_within(p, &s, as_of, 2)
+                    .is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn lists_over_the_array_limit_are_left_to_rhai() {
+        let body =
+            r#"require("c", student.college_status_in(["admitted", "enrolled"]), "C", "c");"#;
+        let small = Limits {
+            max_array_size: 1,
+            ..Limits::default()
+        };
+        let p = policy(body, "");
+        assert!(!Evaluator::new(&small).plans_for(&p));
+        assert!(Evaluator::default().plans_for(&p));
+        let a = decisions(&mut Evaluator::new(&small), &p);
+        assert_eq!(a, decisions(&mut Evaluator::interpreted(&small), &p));
+        assert!(
+            a[0].error.as_deref().unwrap().contains("Size of array"),
+            "{a:?}"
+        );
     }
 
     #[test]
