@@ -79,7 +79,6 @@ pub struct Evaluator {
     /// The limits the engine was built with; `evaluate_within` lowers the operation limit for
     /// one call.
     limits: Limits,
-    max_operations: u64,
     /// Reused by every decision (emptied after each), saving its allocations.
     scope: Scope<'static>,
     /// Whether bodies of the common shape run as direct plans (off only to compare the paths).
@@ -197,7 +196,6 @@ impl Evaluator {
             engine: build_engine(limits),
             compiled: HashMap::new(),
             limits: *limits,
-            max_operations: limits.max_operations,
             scope: Scope::new(),
             plans: true,
         }
@@ -242,9 +240,7 @@ impl Evaluator {
     /// The least operation limit under which `policy`'s plan runs (`None`: it has no plan).
     #[cfg(test)]
     pub(crate) fn plan_operations(&mut self, policy: &PolicyVersion) -> Option<u64> {
-        let c = self.compiled(policy).ok()?;
-        let plan = c.plan.as_ref()?;
-        (0..=100_000u64).find(|&n| plan.fits(n))
+        Some(self.compiled(policy).ok()?.plan.as_ref()?.operations())
     }
 
     /// Evaluates `policy` for a prepared record on `as_of`.
@@ -285,11 +281,12 @@ impl Evaluator {
     ) -> Option<Decision> {
         let mut decision = Decision::failed(policy, as_of, "");
         decision.error = None;
-        let limit = budget.map_or(self.max_operations, |b| b.min(self.max_operations));
-        let tighter = limit < self.max_operations;
+        let full = self.limits.max_operations;
+        let limit = budget.map_or(full, |b| b.min(full));
+        let tighter = limit < full;
         self.engine.set_max_operations(limit);
         let result = self.run(policy, student, as_of);
-        self.engine.set_max_operations(self.max_operations);
+        self.engine.set_max_operations(full);
         match result {
             Err(RunError::OverBudget) if tighter => return None,
             Err(RunError::OverBudget) => {

@@ -175,6 +175,12 @@ impl Plan {
         self.operations <= limit
     }
 
+    /// The least operation limit the plan runs under.
+    #[cfg(test)]
+    pub fn operations(&self) -> u64 {
+        self.operations
+    }
+
     /// Runs the plan for `student` under `policy`: the reasons, missing items and payee, or
     /// `None` when a step failed and the script must run through rhai to say why.
     pub fn run(
