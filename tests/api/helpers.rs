@@ -337,6 +337,23 @@ pub fn serve_command(database_url: &str, log: &str) -> (std::process::Command, u
     (command, port)
 }
 
+/// Whether a server at `address` answers `/healthz`, asked up to `attempts` times `pause` apart.
+pub async fn serving(address: &str, attempts: u32, pause: std::time::Duration) -> bool {
+    let client = reqwest::Client::new();
+    for _ in 0..attempts {
+        if client
+            .get(format!("{address}/healthz"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    false
+}
+
 /// An `eligo serve` process on its own port, killed when dropped.
 pub struct Process {
     pub child: std::process::Child,
@@ -376,21 +393,12 @@ impl Process {
             .spawn()
             .expect("start eligo");
         let address = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        for _ in 0..300 {
-            if client
-                .get(format!("{address}/healthz"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return Process {
-                    child,
-                    address,
-                    key,
-                };
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if serving(&address, 300, std::time::Duration::from_millis(20)).await {
+            return Process {
+                child,
+                address,
+                key,
+            };
         }
         let _ = child.kill();
         let _ = child.wait();

@@ -157,21 +157,9 @@ async fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
         .spawn()
         .unwrap();
     let address = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if client
-            .get(format!("{address}/healthz"))
-            .send()
-            .await
-            .is_ok()
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let up = crate::helpers::serving(&address, 300, std::time::Duration::from_millis(50)).await;
     assert!(up, "the server did not start");
+    let client = reqwest::Client::new();
     let res = client
         .get(format!("{address}/healthz"))
         .header("x-request-id", "trace-json-1")
