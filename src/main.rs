@@ -24,10 +24,12 @@ fn main() -> ExitCode {
         Some(Command::Serve(settings)) => run_server(*settings),
         Some(Command::Migrate { database_url }) => cli::migrate(&database_url).map(|_| true),
         Some(Command::Keys(cmd)) => cli::keys(cmd),
-        Some(Command::Openapi) => {
-            print!("{}", eligo::api::openapi::document());
-            Ok(true)
-        }
+        Some(Command::Openapi) => eligo::api::openapi::document()
+            .map(|doc| {
+                print!("{doc}");
+                true
+            })
+            .map_err(anyhow::Error::from),
         Some(Command::Check {
             student,
             policies,

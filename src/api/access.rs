@@ -1,37 +1,16 @@
-//! Authentication (bearer keys) and the route × role table. Health, metrics, the spec and the
-//! docs are open; every `/v1` route needs a key.
+//! Authentication (bearer keys) and authorization by the route table (`routes::ROUTES`).
+//! Health, metrics, the spec and the docs are open; every `/v1` route needs a key.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::{header, Method, StatusCode};
+use actix_web::http::{header, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest};
 
 use super::error::ApiError;
+use super::routes::{self, Access, Route};
 use super::AppState;
 use crate::service::access::{Caller, Role};
-
-use Role::{Admin, Auditor, Awarder, Counselor};
-
-const ALL: &[Role] = &[Admin, Awarder, Counselor, Auditor];
-
-/// Which roles may call a route (method and path pattern). Awarders are further limited to
-/// their own sponsor's policies by the handlers. `None`: not a route of the API.
-pub fn allowed_roles(method: &Method, pattern: &str) -> Option<&'static [Role]> {
-    let m = method.as_str();
-    Some(match (m, pattern) {
-        ("GET", "/v1/students") | ("POST", "/v1/students/import") => &[Admin, Counselor],
-        ("GET" | "PUT" | "DELETE", "/v1/students/{id}") => &[Admin, Counselor],
-        ("POST", "/v1/evaluations") => &[Admin, Counselor],
-        ("GET", "/v1/policies") | ("GET", "/v1/policies/{id}") => ALL,
-        ("GET" | "PUT", "/v1/policies/{id}/budget") => &[Admin, Awarder],
-        ("POST", "/v1/awards") | ("POST", "/v1/awards/{id}/revoke") => &[Admin, Awarder],
-        ("GET", "/v1/ledger") | ("POST", "/v1/ledger/{seq}/replay") => &[Admin, Auditor, Awarder],
-        ("GET", "/v1/ledger/verify") => &[Admin, Auditor],
-        ("GET" | "POST", "/v1/keys") | ("POST", "/v1/keys/{id}/revoke") => &[Admin],
-        _ => return None,
-    })
-}
 
 fn unauthorized(detail: &str) -> ApiError {
     ApiError::new(
@@ -54,37 +33,62 @@ fn bearer(req: &ServiceRequest) -> Option<&str> {
         .then_some(token)
 }
 
-/// Refuses a caller whose role may not call this route.
-fn check_role(
-    req: &ServiceRequest,
-    caller: &Caller,
-    pattern: Option<&str>,
-) -> Result<(), ApiError> {
-    let Some(pattern) = pattern else {
-        return Ok(());
+/// What the route table says of a request.
+enum Declared {
+    /// A row of the table.
+    Row(&'static Route),
+    /// The spec and its docs, served without a key.
+    Documentation,
+    /// A path the table declares, with a method it does not serve (the resource answers 405),
+    /// or no route at all (404).
+    NotServed,
+    /// A route that matched but is not in the table: served to no one.
+    Undeclared(String),
+}
+
+fn declared(req: &ServiceRequest) -> Declared {
+    // The pattern the observe middleware matched, or matched here when it did not run.
+    let pattern = match req.extensions().get::<super::observe::RoutePattern>() {
+        Some(p) => p.0.clone(),
+        None => req.match_pattern(),
     };
-    match allowed_roles(req.method(), pattern) {
-        Some(roles) if !roles.contains(&caller.role) => Err(forbidden(format!(
-            "a {} key may not {} {pattern}",
-            caller.role.as_str(),
-            req.method()
-        ))),
-        _ => Ok(()),
+    let Some(pattern) = pattern else {
+        return Declared::NotServed;
+    };
+    if let Some(row) = routes::find(req.method(), &pattern) {
+        Declared::Row(row)
+    } else if routes::declares_path(&pattern) {
+        Declared::NotServed
+    } else if routes::DOCUMENTATION.contains(&pattern.as_str()) {
+        Declared::Documentation
+    } else {
+        Declared::Undeclared(pattern)
     }
 }
 
+/// Authenticates and authorizes every request from the route table: open rows pass, other
+/// rows need a key whose role the row lists; a matched route missing from the table is refused
+/// to every caller.
 pub async fn authenticate(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    if !req.path().starts_with("/v1/") && req.path() != "/v1" {
-        return next.call(req).await;
-    }
+    let row = match declared(&req) {
+        Declared::Row(row) if row.access == Access::Open => return next.call(req).await,
+        Declared::Documentation => return next.call(req).await,
+        Declared::NotServed if !req.path().starts_with("/v1") => return next.call(req).await,
+        Declared::Undeclared(pattern) => {
+            return Err(forbidden(format!(
+                "{} {pattern} is not declared in the route table, so it is served to no one",
+                req.method()
+            ))
+            .into())
+        }
+        Declared::Row(row) => Some(row),
+        Declared::NotServed => None,
+    };
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return Err(ApiError::from(crate::service::ServiceError::Internal(
-            "no app state".into(),
-        ))
-        .into());
+        return Err(ApiError::internal("the application state is missing").into());
     };
     let Some(secret) = bearer(&req) else {
         let e = unauthorized("an Authorization: Bearer <key> header is required");
@@ -96,12 +100,17 @@ pub async fn authenticate(
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| unauthorized("the key is unknown or revoked"))?;
-    // The pattern the observe middleware matched, or matched here when it did not run.
-    let checked = match req.extensions().get::<super::observe::RoutePattern>() {
-        Some(p) => check_role(&req, &caller, p.0.as_deref()),
-        None => check_role(&req, &caller, req.match_pattern().as_deref()),
-    };
-    checked?;
+    if let Some(row) = row {
+        if !row.allows(caller.role) {
+            return Err(forbidden(format!(
+                "a {} key may not {} {}",
+                caller.role.as_str(),
+                row.method,
+                row.path
+            ))
+            .into());
+        }
+    }
     req.extensions_mut().insert(caller);
     next.call(req).await
 }

@@ -1,6 +1,5 @@
 //! Award and revocation handlers.
 
-use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -9,8 +8,7 @@ use super::body::read_json;
 use super::error::{ApiError, Problem};
 use super::observe::RequestId;
 use super::AppState;
-use crate::service::awards::{Actor, AwardRequest, AwardResponse, LedgerRef};
-use crate::store::awards::AwardReply;
+use crate::service::awards::{Actor, AwardRequest, AwardResponse, Revocation};
 
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
@@ -72,28 +70,13 @@ pub async fn create_award(
         &body.policy_id,
         state.service.sponsor_of(&body.policy_id),
     )?;
-    let reply = state.service.award(body, key, actor(&req)).await?;
-    match reply {
-        AwardReply::Recorded { status, body } | AwardReply::Replayed { status, body } => {
-            if let Ok(parsed) = serde_json::from_str::<AwardResponse>(&body) {
-                state
-                    .metrics
-                    .observe_award(&parsed.policy_id, &parsed.decision);
-            }
-            Ok(
-                HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED))
-                    .insert_header((header::CONTENT_TYPE, "application/json"))
-                    .body(body),
-            )
-        }
-        AwardReply::KeyReused => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency-key-reused",
-            "Idempotency key reused",
-            "this Idempotency-Key was used for a different request",
-        )
-        .with_field("Idempotency-Key")),
+    let receipt = state.service.award(body, key, actor(&req)).await?;
+    let r = &receipt.response;
+    // A replay repeats a decision already counted.
+    if !receipt.replayed {
+        state.metrics.observe_award(&r.policy_id, &r.decision);
     }
+    Ok(HttpResponse::Created().json(r))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -103,14 +86,6 @@ pub struct RevokeRequest {
     pub reason: String,
 }
 
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-pub struct RevokeResponse {
-    pub award_id: String,
-    pub policy_id: String,
-    pub revoked: bool,
-    pub ledger: LedgerRef,
-}
-
 /// Revoke an award: appends a revocation entry, frees the budget, and lets the student be
 /// awarded again. Nothing is updated in place.
 #[utoipa::path(
@@ -118,7 +93,7 @@ pub struct RevokeResponse {
     params(("id" = String, Path, description = "Award id")),
     request_body = RevokeRequest,
     responses(
-        (status = 201, body = RevokeResponse),
+        (status = 201, body = Revocation),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already revoked", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -137,18 +112,9 @@ pub async fn revoke_award(
     if let Some(policy) = state.service.award_policy(award_id.clone()).await? {
         super::access::require_sponsor(&caller, &policy, state.service.sponsor_of(&policy))?;
     }
-    let r = state
+    let revocation = state
         .service
-        .revoke(award_id.clone(), body.reason, actor(&req))
+        .revoke(award_id, body.reason, actor(&req))
         .await?;
-    Ok(HttpResponse::Created().json(RevokeResponse {
-        award_id,
-        policy_id: r.policy_id,
-        revoked: true,
-        ledger: LedgerRef {
-            seq: r.seq,
-            entry_hash: r.entry_hash,
-            recorded_at: r.recorded_at,
-        },
-    }))
+    Ok(HttpResponse::Created().json(revocation))
 }

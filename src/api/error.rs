@@ -135,6 +135,24 @@ impl ApiError {
         e
     }
 
+    /// A 500 `internal` problem. The cause goes to the log (with the request id, from the
+    /// request's span); the caller gets the request id to quote, never the cause.
+    pub fn internal(cause: &str) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        let detail = match super::observe::current_request_id() {
+            Some(id) => {
+                format!("an internal error occurred; it has been logged with request id {id}")
+            }
+            None => "an internal error occurred; it has been logged".to_string(),
+        };
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            detail,
+        )
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             kind: format!("urn:eligo:problem:{}", self.slug),
@@ -171,7 +189,14 @@ impl ResponseError for ApiError {
         if let Some(allow) = &self.allow {
             res.insert_header((header::ALLOW, allow.clone()));
         }
-        res.body(serde_json::to_string(&self.problem()).unwrap_or_default())
+        match serde_json::to_string(&self.problem()) {
+            Ok(body) => res.body(body),
+            // A problem is strings and numbers; should that ever fail, say so plainly.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode a problem document");
+                res.body(r#"{"type":"urn:eligo:problem:internal","title":"Internal error","status":500,"detail":"the error could not be encoded"}"#)
+            }
+        }
     }
 }
 
@@ -202,8 +227,15 @@ impl From<ServiceError> for ApiError {
             )
             .with_field("policies"),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),
-            ServiceError::Unavailable(m) => {
-                tracing::error!(error = %m, "database unavailable");
+            ServiceError::IdempotencyKeyReused => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                "Idempotency key reused",
+                e.to_string(),
+            )
+            .with_field("Idempotency-Key"),
+            ServiceError::Unavailable(_) => {
+                tracing::error!(error = %e.chain(), "database unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -211,15 +243,7 @@ impl From<ServiceError> for ApiError {
                     "the database is unavailable; try again shortly",
                 )
             }
-            ServiceError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                Self::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "Internal error",
-                    "an internal error occurred; it has been logged",
-                )
-            }
+            ServiceError::Internal { .. } => Self::internal(&e.chain()),
         }
     }
 }

@@ -118,7 +118,5 @@ pub async fn create_evaluation(
         as_of: result.as_of,
         decisions: result.decisions,
     };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json")
-        .body(super::json::evaluation_response(&response)))
+    Ok(HttpResponse::Ok().json(response))
 }

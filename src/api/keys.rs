@@ -7,8 +7,7 @@ use utoipa::ToSchema;
 use super::body::read_json;
 use super::error::{ApiError, Problem};
 use super::AppState;
-use crate::service::access::{NewKey, Role};
-use crate::store::keys::KeyRecord;
+use crate::service::access::{KeyRecord, NewKey, Role};
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,14 +2,13 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::service::awards::ReplayResult;
-use crate::store::ledger::{Entry, LedgerFilter, Verification};
+use crate::service::ledger::{time_bound, to_csv, LedgerEntry, LedgerFilter, Verification};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -30,84 +29,6 @@ pub struct LedgerParams {
     pub limit: Option<i64>,
 }
 
-/// One ledger entry, with its JSON columns parsed.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct LedgerEntry {
-    pub seq: i64,
-    pub policy_id: String,
-    /// Position in the program's hash chain.
-    pub chain_seq: i64,
-    /// `decision` or `revocation`.
-    pub kind: String,
-    pub recorded_at: String,
-    pub key_id: String,
-    pub request_id: String,
-    pub idempotency_key: Option<String>,
-    pub student_id: String,
-    pub policy_version: i32,
-    pub policy_hash: String,
-    pub eligo_version: String,
-    pub rhai_version: String,
-    pub as_of: String,
-    /// `granted`, `denied` or `revoked`.
-    pub outcome: String,
-    pub reason_code: Option<String>,
-    /// Money committed (+) or freed (-) by this entry.
-    pub amount_cents: i64,
-    pub award_id: Option<String>,
-    pub note: Option<String>,
-    #[schema(value_type = Object)]
-    pub award: serde_json::Value,
-    #[schema(value_type = Option<Object>)]
-    pub payee: Option<serde_json::Value>,
-    /// The student record exactly as evaluated.
-    #[schema(value_type = Object)]
-    pub record: serde_json::Value,
-    /// The evaluation (outcome, reasons, missing).
-    #[schema(value_type = Object)]
-    pub evaluation: serde_json::Value,
-    pub prev_hash: String,
-    pub entry_hash: String,
-}
-
-fn parse(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or(serde_json::Value::String(text.to_string()))
-}
-
-impl From<Entry> for LedgerEntry {
-    fn from(entry: Entry) -> Self {
-        let seq = entry.seq;
-        let e = entry.fields;
-        Self {
-            award: parse(&e.award),
-            payee: e.payee.as_deref().map(parse),
-            record: parse(&e.record),
-            evaluation: parse(&e.evaluation),
-            seq,
-            policy_id: e.policy_id,
-            chain_seq: e.chain_seq,
-            kind: e.kind,
-            recorded_at: e.recorded_at,
-            key_id: e.key_id,
-            request_id: e.request_id,
-            idempotency_key: e.idempotency_key,
-            student_id: e.student_id,
-            policy_version: e.policy_version,
-            policy_hash: e.policy_hash,
-            eligo_version: e.eligo_version,
-            rhai_version: e.rhai_version,
-            as_of: e.as_of,
-            outcome: e.outcome,
-            reason_code: e.reason_code,
-            amount_cents: e.amount_cents,
-            award_id: e.award_id,
-            note: e.note,
-            prev_hash: e.prev_hash,
-            entry_hash: e.entry_hash,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct LedgerPage {
     pub items: Vec<LedgerEntry>,
@@ -115,94 +36,11 @@ pub struct LedgerPage {
     pub next_cursor: Option<i64>,
 }
 
-/// A cell safe to open in a spreadsheet: text that a spreadsheet would run as a formula is
-/// prefixed with an apostrophe.
-pub fn csv_cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    }
-}
-
-pub const CSV_HEADER: [&str; 15] = [
-    "seq",
-    "recorded_at",
-    "policy_id",
-    "policy_version",
-    "student_id",
-    "kind",
-    "outcome",
-    "reason_code",
-    "amount_cents",
-    "payee_kind",
-    "payee_institution_id",
-    "award_id",
-    "as_of",
-    "note",
-    "entry_hash",
-];
-
-fn to_csv(entries: &[Entry]) -> Result<String, ApiError> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let internal =
-        |e: csv::Error| ApiError::from(crate::service::ServiceError::Internal(e.to_string()));
-    w.write_record(CSV_HEADER).map_err(internal)?;
-    for e in entries {
-        let payee: Option<serde_json::Value> = e.payee.as_deref().map(parse);
-        let pk = payee
-            .as_ref()
-            .and_then(|p| p["kind"].as_str())
-            .unwrap_or_default()
-            .to_string();
-        let pi = payee
-            .as_ref()
-            .and_then(|p| p["institution_id"].as_str())
-            .unwrap_or_default()
-            .to_string();
-        let row = [
-            e.seq.to_string(),
-            e.recorded_at.clone(),
-            e.policy_id.clone(),
-            e.policy_version.to_string(),
-            e.student_id.clone(),
-            e.kind.clone(),
-            e.outcome.clone(),
-            e.reason_code.clone().unwrap_or_default(),
-            e.amount_cents.to_string(),
-            pk,
-            pi,
-            e.award_id.clone().unwrap_or_default(),
-            e.as_of.clone(),
-            e.note.clone().unwrap_or_default(),
-            e.entry_hash.clone(),
-        ];
-        // Numbers may be negative (a revocation frees money): only text columns are neutralised.
-        let row: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i == 8 || i == 0 || i == 3 {
-                    c.clone()
-                } else {
-                    csv_cell(c)
-                }
-            })
-            .collect();
-        w.write_record(&row).map_err(internal)?;
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| internal(e.into_error().into()))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
 fn time_param(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     v.map(|t| {
-        DateTime::parse_from_rfc3339(&t)
-            .map(|d| crate::store::timestamp_text(d.with_timezone(&Utc)))
-            .map_err(|e| {
-                ApiError::validation(name, format!("{name}: {t:?} is not an RFC 3339 time: {e}"))
-            })
+        time_bound(&t).map_err(|e| {
+            ApiError::validation(name, format!("{name}: {t:?} is not an RFC 3339 time: {e}"))
+        })
     })
     .transpose()
 }
@@ -289,7 +127,7 @@ pub async fn list_ledger(
         return Ok(res.body(to_csv(&entries)?));
     }
     Ok(HttpResponse::Ok().json(LedgerPage {
-        items: entries.into_iter().map(LedgerEntry::from).collect(),
+        items: entries,
         next_cursor,
     }))
 }

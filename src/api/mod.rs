@@ -10,20 +10,19 @@ pub mod body;
 pub mod error;
 pub mod evaluations;
 pub mod health;
-pub mod json;
 pub mod keys;
 pub mod ledger;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod policies;
+pub mod routes;
 pub mod students;
 
 use std::net::TcpListener;
 
 use actix_web::dev::Server;
-use actix_web::{middleware, web, App, HttpResponse, HttpServer, Resource};
-use utoipa::OpenApi;
+use actix_web::{middleware, web, App, HttpResponse, HttpServer};
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Settings;
@@ -38,61 +37,15 @@ pub struct AppState {
     pub metrics: web::Data<Metrics>,
 }
 
-/// A resource that answers 405 with `Allow` for methods it does not serve.
-fn resource(path: &str, allow: &'static str) -> Resource {
-    web::resource(path).default_service(web::to(move || async move {
-        Err::<HttpResponse, _>(ApiError::method_not_allowed(allow))
-    }))
-}
-
-/// Registers every route.
+/// Registers every route: the route table's, then the open spec and docs.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
-        .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
-        .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
-        .service(resource("/v1/students", "GET").route(web::get().to(students::list_students)))
-        .service(
-            resource("/v1/students/import", "POST")
-                .route(web::post().to(students::import_students)),
-        )
-        .service(
-            resource("/v1/students/{id}", "GET, PUT, DELETE")
-                .route(web::get().to(students::get_student))
-                .route(web::put().to(students::put_student))
-                .route(web::delete().to(students::delete_student)),
-        )
-        .service(
-            resource("/v1/evaluations", "POST")
-                .route(web::post().to(evaluations::create_evaluation)),
-        )
-        .service(resource("/v1/policies", "GET").route(web::get().to(policies::list_policies)))
-        .service(resource("/v1/policies/{id}", "GET").route(web::get().to(policies::get_policy)))
-        .service(
-            resource("/v1/policies/{id}/budget", "GET, PUT")
-                .route(web::get().to(policies::get_budget))
-                .route(web::put().to(policies::put_budget)),
-        )
-        .service(resource("/v1/awards", "POST").route(web::post().to(awards::create_award)))
-        .service(
-            resource("/v1/awards/{id}/revoke", "POST").route(web::post().to(awards::revoke_award)),
-        )
-        .service(
-            resource("/v1/keys", "GET, POST")
-                .route(web::get().to(keys::list_keys))
-                .route(web::post().to(keys::create_key)),
-        )
-        .service(resource("/v1/keys/{id}/revoke", "POST").route(web::post().to(keys::revoke_key)))
-        .service(resource("/v1/ledger", "GET").route(web::get().to(ledger::list_ledger)))
-        .service(resource("/v1/ledger/verify", "GET").route(web::get().to(ledger::verify_ledger)))
-        .service(
-            resource("/v1/ledger/{seq}/replay", "POST").route(web::post().to(ledger::replay_entry)),
-        )
-        .service(web::resource("/docs").route(web::get().to(|| async {
-            HttpResponse::PermanentRedirect()
-                .insert_header(("Location", "/docs/"))
-                .finish()
-        })))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::ApiDoc::openapi()));
+    routes::configure(cfg);
+    cfg.service(web::resource("/docs").route(web::get().to(|| async {
+        HttpResponse::PermanentRedirect()
+            .insert_header(("Location", "/docs/"))
+            .finish()
+    })))
+    .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::openapi()));
 }
 
 /// A running server: the port it listens on and the future that serves.

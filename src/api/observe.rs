@@ -22,6 +22,16 @@ pub struct RoutePattern(pub Option<String>);
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+tokio::task_local! {
+    /// The id of the request this task is serving, for error documents built deep in a handler.
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request being served on this task, if any.
+pub fn current_request_id() -> Option<String> {
+    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get(REQUEST_ID)?.to_str().ok()?;
     let ok = !v.is_empty()
@@ -49,7 +59,9 @@ pub async fn observe(
     let route = pattern.unwrap_or_else(|| "unmatched".to_string());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
-    let result = next.call(req).instrument(span.clone()).await;
+    let result = CURRENT_REQUEST_ID
+        .scope(id.clone(), next.call(req).instrument(span.clone()))
+        .await;
     let elapsed = start.elapsed();
     let status = match &result {
         Ok(res) => res.status().as_u16(),

@@ -11,9 +11,8 @@ use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::policy::registry::CriterionText;
 use crate::policy::Award;
-use crate::service::awards::BudgetView;
+use crate::service::awards::{BudgetLimits, BudgetView};
 use crate::service::policies::PublishedVersion;
-use crate::store::awards::BudgetLimits;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersionView {

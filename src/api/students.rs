@@ -11,7 +11,7 @@ use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::policy::Student;
 use crate::service::import::{ImportFormat, RejectedRow};
-use crate::store::students::StoredStudent;
+use crate::service::students::StoredStudent;
 
 /// A stored record with its bookkeeping times.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -4,6 +4,7 @@
 pub mod decision;
 pub mod engine;
 pub mod evaluate;
+pub mod grant;
 mod plan;
 pub mod registry;
 pub mod student;

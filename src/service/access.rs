@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use super::{blocking, Service, ServiceError};
-use crate::store::keys::KeyRecord;
+use crate::store::keys::StoredKey;
 use crate::store::{now_text, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
@@ -35,6 +35,32 @@ impl Role {
         [Self::Admin, Self::Awarder, Self::Counselor, Self::Auditor]
             .into_iter()
             .find(|r| r.as_str() == s)
+    }
+}
+
+/// A key as listed: never its secret, nor the secret's hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct KeyRecord {
+    pub key_id: String,
+    pub name: String,
+    /// `admin`, `awarder`, `counselor` or `auditor`.
+    pub role: String,
+    /// For awarders: the sponsor whose policies the key may act on.
+    pub sponsor: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+impl From<StoredKey> for KeyRecord {
+    fn from(k: StoredKey) -> Self {
+        Self {
+            key_id: k.key_id,
+            name: k.name,
+            role: k.role,
+            sponsor: k.sponsor,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        }
     }
 }
 
@@ -220,7 +246,7 @@ pub fn create_key(
     let random: [u8; 24] = rand::random();
     let secret = format!("eligo_{}", hex::encode(random));
     let key_id = format!("key_{}", &hex::encode(rand::random::<[u8; 8]>()));
-    store.insert_key(&KeyRecord {
+    store.insert_key(&StoredKey {
         key_id: key_id.clone(),
         name: name.clone(),
         role: role.as_str().to_string(),
@@ -303,7 +329,7 @@ impl Service {
                 return Ok(None);
             };
             let role = Role::parse(&k.role).ok_or_else(|| {
-                ServiceError::Internal(format!("key {} has unknown role", k.key_id))
+                ServiceError::invariant(format!("key {} has unknown role {:?}", k.key_id, k.role))
             })?;
             Ok(Some(Caller {
                 key_id: k.key_id,
@@ -326,7 +352,7 @@ impl Service {
 
     pub async fn keys(&self) -> Result<Vec<KeyRecord>, ServiceError> {
         let store = self.store().clone();
-        blocking(move || Ok(store.keys()?)).await
+        blocking(move || Ok(store.keys()?.into_iter().map(KeyRecord::from).collect())).await
     }
 
     pub async fn revoke_key(&self, key_id: String) -> Result<(), ServiceError> {

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use utoipa::ToSchema;
 
 use super::{blocking, with_evaluator, Service, ServiceError};
 use crate::policy::{Award, Decision, Outcome, Prepared, Student};
-use crate::store::awards::{AwardJob, AwardReply, BudgetLimits, Program, Recorded, RevokeRefusal};
-use crate::store::ledger::{Entry, LedgerFilter, Verification};
+use crate::store::awards::{AwardJob, AwardOutcome, Program, RecordedAward, RevokeRefusal};
 use crate::store::{Store, StoreError};
 
 /// Most awards decided in one transaction.
@@ -67,11 +67,61 @@ pub struct AwardResponse {
     pub policy_id: String,
     pub student_id: String,
     pub ledger: LedgerRef,
-    /// The evaluation the decision rests on.
-    pub evaluation: Decision,
+    /// The evaluation the decision rests on, exactly as the ledger holds it.
+    #[schema(value_type = Decision)]
+    pub evaluation: Box<RawValue>,
 }
 
-type Reply = oneshot::Sender<Result<AwardReply, ServiceError>>;
+impl AwardResponse {
+    /// The response to a recorded decision: the same bytes the first time and on every replay,
+    /// since both are read from what the ledger holds.
+    fn of(r: RecordedAward) -> Result<Self, ServiceError> {
+        Ok(Self {
+            decision: r.outcome,
+            reason_code: r.reason_code,
+            award_id: r.award_id,
+            policy_id: r.policy_id,
+            student_id: r.student_id,
+            ledger: LedgerRef {
+                seq: r.seq,
+                entry_hash: r.entry_hash,
+                recorded_at: r.recorded_at,
+            },
+            evaluation: RawValue::from_string(r.evaluation)
+                .map_err(|e| ServiceError::internal("stored evaluation unreadable", e))?,
+        })
+    }
+}
+
+/// The answer to an award request.
+#[derive(Debug)]
+pub struct AwardReceipt {
+    pub response: AwardResponse,
+    /// Whether this repeats an earlier request's decision (same idempotency key and body).
+    pub replayed: bool,
+}
+
+/// A program's budget limits: `total_cents` for scholarships, `max_awards` for waivers.
+/// Absent limits mean unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetLimits {
+    #[serde(default)]
+    pub total_cents: Option<i64>,
+    #[serde(default)]
+    pub max_awards: Option<i64>,
+}
+
+/// A recorded revocation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Revocation {
+    pub award_id: String,
+    pub policy_id: String,
+    pub revoked: bool,
+    pub ledger: LedgerRef,
+}
+
+type Reply = oneshot::Sender<Result<AwardReceipt, ServiceError>>;
 
 /// The queue in front of this process's award writer.
 #[derive(Clone)]
@@ -79,25 +129,17 @@ pub struct AwardQueue {
     tx: mpsc::Sender<(AwardJob, Reply)>,
 }
 
-fn render(job: &AwardJob, r: &Recorded) -> (u16, String) {
-    let body = AwardResponse {
-        decision: r.outcome.to_string(),
-        reason_code: r.reason_code.map(str::to_string),
-        award_id: r.award_id.clone(),
-        policy_id: job.policy.meta.id.clone(),
-        student_id: job.student_id.clone(),
-        ledger: LedgerRef {
-            seq: r.seq,
-            entry_hash: r.entry_hash.clone(),
-            recorded_at: r.recorded_at.clone(),
-        },
-        evaluation: job.decision.clone(),
+/// What the writer answers for one job.
+fn receipt(outcome: AwardOutcome) -> Result<AwardReceipt, ServiceError> {
+    let (recorded, replayed) = match outcome {
+        AwardOutcome::Recorded(r) => (r, false),
+        AwardOutcome::Replayed(r) => (r, true),
+        AwardOutcome::KeyReused => return Err(ServiceError::IdempotencyKeyReused),
     };
-    (201, serde_json::to_string(&body).unwrap_or_default())
-}
-
-fn store_error(e: StoreError) -> ServiceError {
-    ServiceError::from(e)
+    Ok(AwardReceipt {
+        response: AwardResponse::of(recorded)?,
+        replayed,
+    })
 }
 
 impl AwardQueue {
@@ -113,14 +155,14 @@ impl AwardQueue {
         Self { tx }
     }
 
-    async fn submit(&self, job: AwardJob) -> Result<AwardReply, ServiceError> {
+    async fn submit(&self, job: AwardJob) -> Result<AwardReceipt, ServiceError> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((job, reply))
-            .map_err(|_| ServiceError::Unavailable("the award writer has stopped".into()))?;
+            .map_err(|_| ServiceError::invariant("the award writer has stopped"))?;
         answer
             .await
-            .map_err(|_| ServiceError::Internal("the award writer dropped a request".into()))?
+            .map_err(|_| ServiceError::invariant("the award writer dropped a request"))?
     }
 }
 
@@ -135,12 +177,12 @@ fn writer(store: Store, rx: mpsc::Receiver<(AwardJob, Reply)>) {
             }
         }
         let jobs: Vec<AwardJob> = batch.iter().map(|(j, _)| j.clone()).collect();
-        let mut outcome = store.award_batch(&jobs, &render);
+        let mut outcome = store.award_batch(&jobs);
         for _ in 0..3 {
             match &outcome {
                 Err(e) if crate::store::awards::is_retryable(e) => {
                     tracing::warn!(error = %e, "award transaction aborted by the database; retrying");
-                    outcome = store.award_batch(&jobs, &render);
+                    outcome = store.award_batch(&jobs);
                 }
                 _ => break,
             }
@@ -148,16 +190,19 @@ fn writer(store: Store, rx: mpsc::Receiver<(AwardJob, Reply)>) {
         match outcome {
             Ok(results) => {
                 for ((_, reply), result) in batch.into_iter().zip(results) {
-                    let _ = reply.send(result.map_err(store_error));
+                    let _ = reply.send(result.map_err(ServiceError::from).and_then(receipt));
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, awards = jobs.len(), "award transaction failed");
-                let message = e.to_string();
+                // Every award of the batch failed for the same cause, which each keeps.
+                let unavailable = matches!(e, StoreError::Unavailable(_));
+                let cause = std::sync::Arc::new(e);
                 for (_, reply) in batch {
-                    let _ = reply.send(Err(match &e {
-                        StoreError::Unavailable(_) => ServiceError::Unavailable(message.clone()),
-                        _ => ServiceError::Internal(message.clone()),
+                    let _ = reply.send(Err(if unavailable {
+                        ServiceError::Unavailable(StoreError::Unavailable(cause.to_string()))
+                    } else {
+                        ServiceError::internal("award transaction failed", cause.clone())
                     }));
                 }
             }
@@ -227,12 +272,8 @@ impl Service {
         request: AwardRequest,
         idempotency_key: String,
         actor: Actor,
-    ) -> Result<AwardReply, ServiceError> {
-        let request_hash = hex::encode(Sha256::digest(
-            serde_json::to_string(&request)
-                .unwrap_or_default()
-                .as_bytes(),
-        ));
+    ) -> Result<AwardReceipt, ServiceError> {
+        let request_hash = hex::encode(Sha256::digest(serde_json::to_string(&request)?.as_bytes()));
         let as_of = request
             .as_of
             .unwrap_or_else(|| chrono::Utc::now().date_naive());
@@ -280,7 +321,7 @@ impl Service {
             request_id: actor.request_id,
             policy,
             student_id: student.student_id.clone(),
-            record: serde_json::to_string(&student).unwrap_or_default(),
+            record: serde_json::to_string(&student)?,
             as_of,
             decision,
         };
@@ -292,14 +333,23 @@ impl Service {
         award_id: String,
         reason: String,
         actor: Actor,
-    ) -> Result<crate::store::awards::Revoked, ServiceError> {
+    ) -> Result<Revocation, ServiceError> {
         if reason.trim().is_empty() || reason.chars().count() > 1000 {
             return Err(ServiceError::invalid("reason", "must be 1-1000 characters"));
         }
         let store = self.store().clone();
         blocking(move || {
             match store.revoke_award(&award_id, &reason, &actor.key_id, &actor.request_id)? {
-                Ok(r) => Ok(r),
+                Ok(r) => Ok(Revocation {
+                    award_id,
+                    policy_id: r.policy_id,
+                    revoked: true,
+                    ledger: LedgerRef {
+                        seq: r.seq,
+                        entry_hash: r.entry_hash,
+                        recorded_at: r.recorded_at,
+                    },
+                }),
                 Err(RevokeRefusal::NotFound) => Err(ServiceError::NotFound {
                     what: "award",
                     id: award_id,
@@ -349,7 +399,13 @@ impl Service {
         }
         let store = self.store().clone();
         blocking(move || {
-            let p = store.set_budget(&policy_id, limits)?;
+            let p = store.set_budget(
+                &policy_id,
+                crate::store::awards::BudgetLimits {
+                    total_cents: limits.total_cents,
+                    max_awards: limits.max_awards,
+                },
+            )?;
             Ok(BudgetView::new(&policy_id, Some(p)))
         })
         .await
@@ -368,16 +424,6 @@ impl Service {
             Ok(BudgetView::new(&policy_id, p))
         })
         .await
-    }
-
-    pub async fn ledger(&self, filter: LedgerFilter) -> Result<Vec<Entry>, ServiceError> {
-        let store = self.store().clone();
-        blocking(move || Ok(store.ledger_entries(&filter)?)).await
-    }
-
-    pub async fn verify_ledger(&self) -> Result<Verification, ServiceError> {
-        let store = self.store().clone();
-        blocking(move || Ok(store.verify_ledger()?)).await
     }
 
     /// Re-evaluates a decision entry's stored record with its stored policy version.
@@ -399,15 +445,14 @@ impl Service {
                         entry.policy_id, entry.policy_version, entry.policy_hash
                     ))
                 })?;
-            let stored: Decision = serde_json::from_str(&entry.evaluation).map_err(|e| {
-                ServiceError::Internal(format!("stored evaluation unreadable: {e}"))
-            })?;
+            let stored: Decision = serde_json::from_str(&entry.evaluation)
+                .map_err(|e| ServiceError::internal("stored evaluation unreadable", e))?;
             let student = Student::from_json(&entry.record)
-                .map_err(|e| ServiceError::Internal(format!("stored record unreadable: {e}")))?;
+                .map_err(|e| ServiceError::internal("stored record unreadable", e))?;
             let as_of: NaiveDate = entry
                 .as_of
                 .parse()
-                .map_err(|e| ServiceError::Internal(format!("stored as_of unreadable: {e}")))?;
+                .map_err(|e| ServiceError::internal("stored as_of unreadable", e))?;
             let replayed =
                 with_evaluator(|ev| ev.evaluate(&version, &Prepared::new(student), as_of));
             let matches = replayed.outcome == stored.outcome

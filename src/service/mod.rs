@@ -4,6 +4,7 @@
 pub mod access;
 pub mod awards;
 pub mod import;
+pub mod ledger;
 pub mod policies;
 pub mod preview;
 pub mod students;
@@ -14,7 +15,8 @@ use crate::config::Settings;
 use crate::policy::{Evaluator, PolicyError, RecordError, Registry};
 use crate::store::{Store, StoreError};
 
-/// What a use case can fail with; the API maps each to one HTTP status.
+/// What a use case can fail with; the API maps each to one HTTP status. Failures of the layers
+/// below keep their cause as `source`, so the log line of an internal error names it.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     #[error("{what} {id:?} not found")]
@@ -25,13 +27,27 @@ pub enum ServiceError {
     Invalid { field: String, message: String },
     #[error("unknown policy {0:?}")]
     UnknownPolicy(String),
+    /// The request conflicts with the state of what it acts on (already revoked, a published
+    /// version changed, ...).
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
+    /// An idempotency key sent again with a different request.
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// Anything that should not happen: a database error, stored data that no longer reads, a
+    /// broken invariant. Never the caller's fault.
+    #[error("{context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<BoxedError>,
+    },
 }
+
+/// A cause kept behind an internal error.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
 impl ServiceError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -40,15 +56,49 @@ impl ServiceError {
             message: message.into(),
         }
     }
+
+    /// An internal failure caused by `source`.
+    pub fn internal(context: impl Into<String>, source: impl Into<BoxedError>) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A broken invariant, with no underlying error.
+    pub fn invariant(context: impl Into<String>) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// The message and every cause below it, for the log.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
 }
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Unavailable(_) => Self::Unavailable(e),
             StoreError::Conflict(m) => Self::Conflict(m),
-            other => Self::Internal(other.to_string()),
+            other => Self::internal("database", other),
         }
+    }
+}
+
+impl From<serde_json::Error> for ServiceError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::internal("JSON encoding", e)
     }
 }
 
@@ -90,7 +140,7 @@ pub(crate) async fn blocking<R: Send + 'static>(
 ) -> Result<R, ServiceError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ServiceError::Internal(format!("background task failed: {e}")))?
+        .map_err(|e| ServiceError::internal("background task failed", e))?
 }
 
 impl Service {

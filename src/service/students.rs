@@ -5,7 +5,8 @@ use serde_json::Value;
 use super::import::{self, ImportFormat, RejectedRow};
 use super::{blocking, Service, ServiceError};
 use crate::policy::Student;
-use crate::store::students::StoredStudent;
+/// A stored record and its bookkeeping times (the store's, which is plain data).
+pub use crate::store::students::StoredStudent;
 
 /// Largest page of a listing.
 pub const MAX_PAGE: i64 = 500;

@@ -11,13 +11,13 @@ use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::{PgConnection, SqliteConnection};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Serialize;
 
 use super::ledger::{NewEntry, ELIGO_VERSION, ENGINE_VERSION, GENESIS};
 use super::schema::{awards, idempotency, ledger, programs};
 use super::{now_text, Store, StoreError};
-use crate::policy::{Award, Decision, Outcome, PolicyVersion};
+use crate::policy::grant;
+use crate::policy::{Award, Decision, PolicyVersion};
 use crate::with_conn;
 
 /// A program's chain head and budget counters.
@@ -35,12 +35,9 @@ pub struct Program {
 }
 
 /// What a program may spend. Absent limits mean unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BudgetLimits {
-    #[serde(default)]
     pub total_cents: Option<i64>,
-    #[serde(default)]
     pub max_awards: Option<i64>,
 }
 
@@ -147,31 +144,49 @@ pub struct AwardJob {
     pub decision: Decision,
 }
 
-/// What was appended for a new decision.
+/// A decision entry as recorded: what an award request is answered with, the first time and
+/// on every replay of its idempotency key.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recorded {
+pub struct RecordedAward {
     pub seq: i64,
     pub entry_hash: String,
     pub recorded_at: String,
+    pub policy_id: String,
+    pub student_id: String,
     /// `granted` or `denied`.
-    pub outcome: &'static str,
-    pub reason_code: Option<&'static str>,
+    pub outcome: String,
+    pub reason_code: Option<String>,
     pub award_id: Option<String>,
+    /// The evaluation the decision rests on, as the ledger holds it (JSON).
+    pub evaluation: String,
 }
 
-/// The answer to an award request.
+impl From<NewEntry> for RecordedAward {
+    fn from(e: NewEntry) -> Self {
+        Self {
+            seq: 0,
+            entry_hash: e.entry_hash,
+            recorded_at: e.recorded_at,
+            policy_id: e.policy_id,
+            student_id: e.student_id,
+            outcome: e.outcome,
+            reason_code: e.reason_code,
+            award_id: e.award_id,
+            evaluation: e.evaluation,
+        }
+    }
+}
+
+/// What became of an award request.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AwardReply {
-    /// A new decision was recorded; the response rendered for it.
-    Recorded { status: u16, body: String },
-    /// The same key and request came before: the original response.
-    Replayed { status: u16, body: String },
+pub enum AwardOutcome {
+    /// A new decision was recorded.
+    Recorded(RecordedAward),
+    /// The same key and request came before: the decision recorded then.
+    Replayed(RecordedAward),
     /// The key was used before for a different request.
     KeyReused,
 }
-
-/// Renders the response of a new decision (stored with the idempotency key).
-pub type Render<'a> = &'a (dyn Fn(&AwardJob, &Recorded) -> (u16, String) + Sync);
 
 fn amount_of(award: &Award) -> i64 {
     match award {
@@ -221,67 +236,60 @@ pub enum RevokeRefusal {
     AlreadyRevoked,
 }
 
-/// Decides one award against the program state `$program` (locked by the caller). The first
-/// attempt skips the idempotency look-up: a repeated key then fails on the key's unique index,
-/// and the retry (`$check_key`) finds the stored response. Returns the reply and the program's
-/// new state.
+/// Decides and records one award against the program state `$program` (locked by the caller).
+/// The first attempt skips the idempotency look-up: a repeated key then fails on the key's
+/// unique index, and the retry (`$check_key`) finds the entry recorded under it. The verdict is
+/// `grant::decide`'s. Returns the outcome and the program's new state.
 macro_rules! decide_one {
-    ($c:ident, $job:expr, $program:expr, $check_key:expr, $render:expr) => {{
+    ($c:ident, $job:expr, $program:expr, $check_key:expr) => {{
         let job: &AwardJob = $job;
         let program: &Program = $program;
         if $check_key {
-            let existing: Option<(String, i32, String)> = idempotency::table
+            let existing: Option<(String, i64)> = idempotency::table
                 .find((&job.key_id, &job.idempotency_key))
-                .select((
-                    idempotency::request_hash,
-                    idempotency::status,
-                    idempotency::response,
-                ))
+                .select((idempotency::request_hash, idempotency::ledger_seq))
                 .first($c)
                 .optional()?;
-            if let Some((hash, status, body)) = existing {
-                let reply = if hash == job.request_hash {
-                    AwardReply::Replayed {
-                        status: status as u16,
-                        body,
-                    }
-                } else {
-                    AwardReply::KeyReused
+            if let Some((hash, seq)) = existing {
+                if hash != job.request_hash {
+                    return Ok((AwardOutcome::KeyReused, None));
+                }
+                let entry: super::ledger::Entry = ledger::table
+                    .find(seq)
+                    .select(super::ledger::Entry::as_select())
+                    .first($c)?;
+                let recorded = RecordedAward {
+                    seq: entry.seq,
+                    ..RecordedAward::from(entry.fields)
                 };
-                return Ok((reply, None));
+                return Ok((AwardOutcome::Replayed(recorded), None));
             }
         }
         let meta = &job.policy.meta;
         let amount = amount_of(&meta.award);
-        let (outcome, reason): (&'static str, Option<&'static str>) = match job.decision.outcome {
-            Outcome::Error => ("denied", Some("policy_error")),
-            Outcome::Ineligible => ("denied", Some("ineligible")),
-            Outcome::Eligible => {
-                let already = meta.once_per_student
-                    && awards::table
-                        .filter(awards::policy_id.eq(&meta.id))
-                        .filter(awards::student_id.eq(&job.student_id))
-                        .filter(awards::active.eq(true))
-                        .select(awards::award_id)
-                        .first::<String>($c)
-                        .optional()?
-                        .is_some();
-                let over_money = program
-                    .budget_total_cents
-                    .is_some_and(|t| program.committed_cents + amount > t);
-                let over_count = program
-                    .budget_max_awards
-                    .is_some_and(|m| program.committed_awards + 1 > m);
-                if already {
-                    ("denied", Some("already_awarded"))
-                } else if over_money || over_count {
-                    ("denied", Some("budget_exhausted"))
-                } else {
-                    ("granted", None)
-                }
-            }
+        let budget = grant::Budget {
+            total_cents: program.budget_total_cents,
+            max_awards: program.budget_max_awards,
+            committed_cents: program.committed_cents,
+            committed_awards: program.committed_awards,
         };
-        let granted = outcome == "granted";
+        let verdict = grant::decide(
+            job.decision.outcome,
+            meta.once_per_student,
+            &budget,
+            amount,
+            || -> Result<bool, StoreError> {
+                Ok(awards::table
+                    .filter(awards::policy_id.eq(&meta.id))
+                    .filter(awards::student_id.eq(&job.student_id))
+                    .filter(awards::active.eq(true))
+                    .select(awards::award_id)
+                    .first::<String>($c)
+                    .optional()?
+                    .is_some())
+            },
+        )?;
+        let granted = verdict.is_granted();
         let award_id = granted.then(|| uuid::Uuid::new_v4().to_string());
         let now = now_text();
         let entry = NewEntry {
@@ -299,15 +307,14 @@ macro_rules! decide_one {
             rhai_version: ENGINE_VERSION.into(),
             as_of: job.as_of.to_string(),
             record: job.record.clone(),
-            outcome: outcome.into(),
-            reason_code: reason.map(str::to_string),
-            evaluation: to_json(&job.decision),
-            award: to_json(&meta.award),
+            outcome: verdict.as_str().into(),
+            reason_code: verdict.reason().map(|r| r.as_str().to_string()),
+            evaluation: to_json(&job.decision)?,
+            award: to_json(&meta.award)?,
             amount_cents: if granted { amount } else { 0 },
-            payee: if granted {
-                job.decision.payee.as_ref().map(to_json)
-            } else {
-                None
+            payee: match (&job.decision.payee, granted) {
+                (Some(p), true) => Some(to_json(p)?),
+                _ => None,
             },
             award_id: award_id.clone(),
             note: None,
@@ -332,40 +339,35 @@ macro_rules! decide_one {
                 ))
                 .execute($c)?;
         }
-        let next = Program {
-            head_seq: entry.chain_seq,
-            head_hash: entry.entry_hash.clone(),
-            committed_cents: program.committed_cents + entry.amount_cents,
-            committed_awards: program.committed_awards + i64::from(granted),
-            updated_at: now.clone(),
-            ..program.clone()
-        };
-        let recorded = Recorded {
-            seq,
-            entry_hash: entry.entry_hash.clone(),
-            recorded_at: now.clone(),
-            outcome,
-            reason_code: reason,
-            award_id,
-        };
-        let (status, body) = ($render)(job, &recorded);
         diesel::insert_into(idempotency::table)
             .values((
                 idempotency::key_id.eq(&job.key_id),
                 idempotency::idempotency_key.eq(&job.idempotency_key),
                 idempotency::request_hash.eq(&job.request_hash),
-                idempotency::status.eq(i32::from(status)),
-                idempotency::response.eq(&body),
+                idempotency::ledger_seq.eq(seq),
                 idempotency::created_at.eq(&now),
             ))
             .execute($c)?;
-        Ok((AwardReply::Recorded { status, body }, Some(next)))
+        let next = Program {
+            head_seq: entry.chain_seq,
+            head_hash: entry.entry_hash.clone(),
+            committed_cents: program.committed_cents + entry.amount_cents,
+            committed_awards: program.committed_awards + i64::from(granted),
+            updated_at: now,
+            ..program.clone()
+        };
+        let recorded = RecordedAward {
+            seq,
+            ..RecordedAward::from(entry)
+        };
+        Ok((AwardOutcome::Recorded(recorded), Some(next)))
     }};
 }
 
-/// JSON text of a value, for ledger columns (these types always serialize).
-fn to_json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+/// JSON text of a value, for ledger columns and hashes: a failure is an error, never an empty
+/// string in a hashed column.
+fn to_json<T: Serialize>(v: &T) -> Result<String, StoreError> {
+    Ok(serde_json::to_string(v)?)
 }
 
 impl Store {
@@ -376,8 +378,7 @@ impl Store {
     pub fn award_batch(
         &self,
         jobs: &[AwardJob],
-        render: Render<'_>,
-    ) -> Result<Vec<Result<AwardReply, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<AwardOutcome, StoreError>>, StoreError> {
         // Program rows are locked in policy-id order, the same in every process, so two
         // processes' batches cannot deadlock on each other's locks.
         let mut order: Vec<usize> = (0..jobs.len()).collect();
@@ -398,10 +399,10 @@ impl Store {
                 let program = state
                     .get(id)
                     .cloned()
-                    .ok_or_else(|| StoreError::Conflict(format!("program {id} was not locked")))?;
+                    .ok_or_else(|| StoreError::Invariant(format!("program {id} was not locked")))?;
                 let mut attempt = |check_key: bool| {
-                    c.transaction(|c| -> Result<(AwardReply, Option<Program>), StoreError> {
-                        decide_one!(c, job, &program, check_key, render)
+                    c.transaction(|c| -> Result<(AwardOutcome, Option<Program>), StoreError> {
+                        decide_one!(c, job, &program, check_key)
                     })
                 };
                 let result = match attempt(false) {
@@ -431,7 +432,7 @@ impl Store {
             }
             Ok::<_, StoreError>(results)
         }))?;
-        let mut out: Vec<Option<Result<AwardReply, StoreError>>> =
+        let mut out: Vec<Option<Result<AwardOutcome, StoreError>>> =
             (0..jobs.len()).map(|_| None).collect();
         for (i, r) in sorted {
             out[i] = Some(r);
@@ -439,7 +440,7 @@ impl Store {
         Ok(out
             .into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| Err(StoreError::Conflict("award was not processed".into())))
+                r.unwrap_or_else(|| Err(StoreError::Invariant("award was not processed".into())))
             })
             .collect())
     }

@@ -1,31 +1,28 @@
 //! Access keys: stored as SHA-256 hashes of their secrets, never the secrets.
 
 use diesel::prelude::*;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::schema::api_keys;
 use super::{now_text, Store, StoreError};
 use crate::with_conn;
 
-/// A key as stored (no secret).
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize, Deserialize, ToSchema)]
+/// A key as stored: the SHA-256 of its secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = api_keys)]
-pub struct KeyRecord {
+pub struct StoredKey {
     pub key_id: String,
     pub name: String,
     /// `admin`, `awarder`, `counselor` or `auditor`.
     pub role: String,
     /// For awarders: the sponsor whose policies the key may act on.
     pub sponsor: Option<String>,
-    #[serde(skip)]
     pub secret_hash: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
 
 impl Store {
-    pub fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
+    pub fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         with_conn!(&mut *conn, |c| diesel::insert_into(api_keys::table)
             .values((
@@ -40,21 +37,21 @@ impl Store {
         Ok(())
     }
 
-    pub fn keys(&self) -> Result<Vec<KeyRecord>, StoreError> {
+    pub fn keys(&self) -> Result<Vec<StoredKey>, StoreError> {
         let mut conn = self.conn()?;
         Ok(with_conn!(&mut *conn, |c| api_keys::table
             .order(api_keys::created_at.asc())
-            .select(KeyRecord::as_select())
+            .select(StoredKey::as_select())
             .load(c))?)
     }
 
     /// The active key with this secret hash.
-    pub fn key_by_hash(&self, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
+    pub fn key_by_hash(&self, hash: &str) -> Result<Option<StoredKey>, StoreError> {
         let mut conn = self.conn()?;
         Ok(with_conn!(&mut *conn, |c| api_keys::table
             .filter(api_keys::secret_hash.eq(hash))
             .filter(api_keys::revoked_at.is_null())
-            .select(KeyRecord::as_select())
+            .select(StoredKey::as_select())
             .first(c)
             .optional())?)
     }

@@ -27,6 +27,12 @@ pub enum StoreError {
     /// Stored data that no longer parses: never expected, reported rather than hidden.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// A rule of the store's own broken (never the caller's doing).
+    #[error("store invariant broken: {0}")]
+    Invariant(String),
+    /// A value that feeds a stored column or a hash could not be encoded.
+    #[error("cannot encode a stored value: {0}")]
+    Encode(#[from] serde_json::Error),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
 }

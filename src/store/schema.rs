@@ -87,8 +87,7 @@ diesel::table! {
         key_id -> Text,
         idempotency_key -> Text,
         request_hash -> Text,
-        status -> Integer,
-        response -> Text,
+        ledger_seq -> BigInt,
         created_at -> Text,
     }
 }

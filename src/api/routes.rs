@@ -1,0 +1,228 @@
+//! The route table: every route the service serves, declared once with who may call it.
+//!
+//! Registration (`configure`), the `Allow` header of 405 answers, authorization (`access`) and
+//! the OpenAPI document's paths (`openapi`) are all read from [`ROUTES`]. A route that is not in
+//! the table is served to no one: the access check refuses any matched route it cannot find
+//! here, whatever the key.
+
+use actix_web::http::Method;
+use actix_web::{web, HttpResponse};
+
+use super::error::ApiError;
+use super::{awards, evaluations, health, keys, ledger, policies, students};
+use crate::service::access::Role;
+
+use Role::{Admin, Auditor, Awarder, Counselor};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key (health, readiness, metrics).
+    Open,
+    /// Callers with a key of one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// Whether an awarder is limited to its own sponsor's policies on this route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The route does not act on one program.
+    Any,
+    /// The route acts on one program; an awarder may act only on its own sponsor's. The
+    /// handler resolves the program (from the path, the body, an award or a ledger entry) and
+    /// calls `access::require_sponsor`; the access matrix test holds every such row to it.
+    Sponsor,
+}
+
+/// One route: method, path pattern, handler, roles and sponsor scope.
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    pub scope: Scope,
+    /// The handler, as actix registers it.
+    handler: fn() -> actix_web::Route,
+    /// Adds the handler's operation (from its `#[utoipa::path]`) to the document.
+    pub(super) document: fn(&mut utoipa::openapi::OpenApi),
+}
+
+impl Route {
+    /// Whether `role` may call this route (open routes: everyone).
+    pub fn allows(&self, role: Role) -> bool {
+        match self.access {
+            Access::Open => true,
+            Access::Roles(roles) => roles.contains(&role),
+        }
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("access", &self.access)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// Adds a handler's documented operation (with its tags) and the schemas it refers to.
+fn document<P>(doc: &mut utoipa::openapi::OpenApi)
+where
+    P: utoipa::Path + utoipa::__dev::SchemaReferences + for<'t> utoipa::__dev::Tags<'t>,
+{
+    let mut operation = P::operation();
+    let tags = operation.tags.get_or_insert_with(Vec::new);
+    for tag in P::tags() {
+        if !tags.iter().any(|t| t == tag) {
+            tags.push(tag.to_string());
+        }
+    }
+    doc.paths
+        .add_path_operation(P::path(), P::methods(), operation);
+    let mut schemas = Vec::new();
+    P::schemas(&mut schemas);
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, schema) in schemas {
+        components.schemas.entry(name).or_insert(schema);
+    }
+}
+
+/// A row of the table: `route!(GET "/path", module::handler, access, scope)`.
+macro_rules! route {
+    ($method:ident $path:literal, $module:ident :: $handler:ident, $access:expr, $scope:expr) => {
+        pastey::paste! {
+            Route {
+                method: Method::$method,
+                path: $path,
+                access: $access,
+                scope: $scope,
+                handler: || web::route().method(Method::$method).to($module::$handler),
+                document: document::<$module::[<__path_ $handler>]>,
+            }
+        }
+    };
+}
+
+const OPEN: Access = Access::Open;
+const STUDENTS: Access = Access::Roles(&[Admin, Counselor]);
+const EVERY_KEY: Access = Access::Roles(&[Admin, Awarder, Counselor, Auditor]);
+const PROGRAMS: Access = Access::Roles(&[Admin, Awarder]);
+const LEDGER: Access = Access::Roles(&[Admin, Auditor, Awarder]);
+const AUDIT: Access = Access::Roles(&[Admin, Auditor]);
+const ADMIN: Access = Access::Roles(&[Admin]);
+
+/// Every route. Order matters where patterns overlap: actix tries resources in this order, so
+/// a literal segment (`/v1/students/import`) comes before a parameter (`/v1/students/{id}`).
+pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(|| {
+    use Scope::{Any, Sponsor};
+    vec![
+        route!(GET "/healthz", health::healthz, OPEN, Any),
+        route!(GET "/readyz", health::readyz, OPEN, Any),
+        route!(GET "/metrics", health::metrics, OPEN, Any),
+        route!(GET "/v1/students", students::list_students, STUDENTS, Any),
+        route!(POST "/v1/students/import", students::import_students, STUDENTS, Any),
+        route!(GET "/v1/students/{id}", students::get_student, STUDENTS, Any),
+        route!(PUT "/v1/students/{id}", students::put_student, STUDENTS, Any),
+        route!(DELETE "/v1/students/{id}", students::delete_student, STUDENTS, Any),
+        route!(POST "/v1/evaluations", evaluations::create_evaluation, STUDENTS, Any),
+        route!(GET "/v1/policies", policies::list_policies, EVERY_KEY, Any),
+        route!(GET "/v1/policies/{id}", policies::get_policy, EVERY_KEY, Any),
+        route!(GET "/v1/policies/{id}/budget", policies::get_budget, PROGRAMS, Sponsor),
+        route!(PUT "/v1/policies/{id}/budget", policies::put_budget, PROGRAMS, Sponsor),
+        route!(POST "/v1/awards", awards::create_award, PROGRAMS, Sponsor),
+        route!(POST "/v1/awards/{id}/revoke", awards::revoke_award, PROGRAMS, Sponsor),
+        route!(GET "/v1/ledger", ledger::list_ledger, LEDGER, Sponsor),
+        route!(GET "/v1/ledger/verify", ledger::verify_ledger, AUDIT, Any),
+        route!(POST "/v1/ledger/{seq}/replay", ledger::replay_entry, LEDGER, Sponsor),
+        route!(GET "/v1/keys", keys::list_keys, ADMIN, Any),
+        route!(POST "/v1/keys", keys::create_key, ADMIN, Any),
+        route!(POST "/v1/keys/{id}/revoke", keys::revoke_key, ADMIN, Any),
+    ]
+});
+
+/// Routes served without a key outside the table: the OpenAPI document and its Swagger UI
+/// (registered by `api::routes`).
+pub const DOCUMENTATION: &[&str] = &["/openapi.json", "/docs", "/docs/{_:.*}"];
+
+/// The table's row for a request's method and matched route pattern.
+pub fn find(method: &Method, pattern: &str) -> Option<&'static Route> {
+    ROUTES
+        .iter()
+        .find(|r| r.path == pattern && r.method == method)
+}
+
+/// Whether any row has this path pattern (whatever its method).
+pub fn declares_path(pattern: &str) -> bool {
+    ROUTES.iter().any(|r| r.path == pattern)
+}
+
+/// The methods the table serves on `path`, for `Allow`.
+pub fn allowed_methods(path: &str) -> String {
+    let methods: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| r.path == path)
+        .map(|r| r.method.as_str())
+        .collect();
+    methods.join(", ")
+}
+
+/// Registers every route of the table, one resource per path; a method the table does not
+/// serve on a path answers 405 with `Allow`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let mut seen: Vec<&str> = Vec::new();
+    for row in ROUTES.iter() {
+        if seen.contains(&row.path) {
+            continue;
+        }
+        seen.push(row.path);
+        let allow = allowed_methods(row.path);
+        let mut resource = web::resource(row.path).default_service(web::to(move || {
+            let allow = allow.clone();
+            async move { Err::<HttpResponse, _>(ApiError::method_not_allowed(&allow)) }
+        }));
+        for r in ROUTES.iter().filter(|r| r.path == row.path) {
+            resource = resource.route((r.handler)());
+        }
+        cfg.service(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_method_and_path_is_declared_once() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} is declared twice",
+                    a.method,
+                    a.path
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_v1_route_needs_a_key_and_open_routes_are_operations() {
+        for r in ROUTES.iter() {
+            match r.access {
+                Access::Open => assert!(!r.path.starts_with("/v1"), "{} is open", r.path),
+                Access::Roles(roles) => assert!(!roles.is_empty(), "{} has no role", r.path),
+            }
+        }
+    }
+
+    #[test]
+    fn allow_lists_the_methods_of_a_path() {
+        assert_eq!(allowed_methods("/v1/students/{id}"), "GET, PUT, DELETE");
+        assert_eq!(allowed_methods("/v1/keys"), "GET, POST");
+        assert!(find(&Method::GET, "/v1/keys").is_some());
+        assert!(find(&Method::PATCH, "/v1/keys").is_none());
+        assert!(!declares_path("/v1/nowhere"));
+    }
+}
