@@ -141,3 +141,40 @@ pub fn require_sponsor(
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::{middleware, test, web, App, HttpResponse};
+
+    /// A route registered outside the table is refused to every caller, whatever the key (the
+    /// refusal comes before authentication, so no key can open it).
+    #[actix_web::test]
+    async fn a_route_missing_from_the_table_is_served_to_no_one() {
+        let app = test::init_service(
+            App::new()
+                .wrap(middleware::from_fn(super::authenticate))
+                .route("/v1/undeclared", web::get().to(HttpResponse::Ok))
+                .route("/internal/debug", web::post().to(HttpResponse::Ok)),
+        )
+        .await;
+        for req in [
+            test::TestRequest::get().uri("/v1/undeclared"),
+            test::TestRequest::get()
+                .uri("/v1/undeclared")
+                .insert_header(("authorization", "Bearer eligo_anything")),
+            test::TestRequest::post().uri("/internal/debug"),
+        ] {
+            let res = test::try_call_service(&app, req.to_request()).await;
+            let err = match res {
+                Ok(res) => panic!("served: {}", res.status()),
+                Err(e) => e,
+            };
+            let res = err.error_response();
+            assert_eq!(res.status().as_u16(), 403);
+            assert!(
+                err.to_string().contains("not declared in the route table"),
+                "{err}"
+            );
+        }
+    }
+}

@@ -135,11 +135,17 @@ impl ApiError {
         e
     }
 
-    /// A 500 `internal` problem. The cause goes to the log (with the request id, from the
-    /// request's span); the caller gets the request id to quote, never the cause.
+    /// A 500 `internal` problem. The cause goes to the log with the request id (a field of the
+    /// line itself: the line may sit in a handler's span, below the request's); the caller gets
+    /// the request id to quote, never the cause.
     pub fn internal(cause: &str) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        let detail = match super::observe::current_request_id() {
+        let id = super::observe::current_request_id();
+        tracing::error!(
+            request_id = id.as_deref().unwrap_or("none"),
+            error = %cause,
+            "internal error"
+        );
+        let detail = match id {
             Some(id) => {
                 format!("an internal error occurred; it has been logged with request id {id}")
             }
@@ -235,7 +241,8 @@ impl From<ServiceError> for ApiError {
             )
             .with_field("Idempotency-Key"),
             ServiceError::Unavailable(_) => {
-                tracing::error!(error = %e.chain(), "database unavailable");
+                let id = super::observe::current_request_id();
+                tracing::error!(request_id = id.as_deref().unwrap_or("none"), error = %e.chain(), "database unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "unavailable",
@@ -245,5 +252,43 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Internal { .. } => Self::internal(&e.chain()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_broken_invariant_is_a_500_internal_never_a_409_and_keeps_its_cause() {
+        let e = ServiceError::from(StoreError::Invariant("program p was not locked".into()));
+        assert!(
+            e.chain().contains("program p was not locked"),
+            "{}",
+            e.chain()
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        let api = ApiError::from(e);
+        assert_eq!(api.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(api.slug, "internal");
+        assert!(
+            !api.detail.contains("locked"),
+            "the cause is logged, not sent"
+        );
+        // A real conflict stays a 409.
+        let conflict = ApiError::from(ServiceError::from(StoreError::Conflict("changed".into())));
+        assert_eq!(conflict.status, StatusCode::CONFLICT);
+    }
+
+    #[actix_web::test]
+    async fn the_internal_problem_names_the_request_being_served() {
+        let e = super::super::observe::with_request_id("req-42".into(), async {
+            ApiError::from(ServiceError::invariant("boom"))
+        })
+        .await;
+        assert!(e.detail.contains("req-42"), "{}", e.detail);
+        let outside = ApiError::from(ServiceError::invariant("boom"));
+        assert!(!outside.detail.contains("req-42"));
     }
 }

@@ -32,6 +32,11 @@ pub fn current_request_id() -> Option<String> {
     CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
 }
 
+/// Runs `f` as the serving of request `id` (what `observe` does for every request).
+pub async fn with_request_id<F: std::future::Future>(id: String, f: F) -> F::Output {
+    CURRENT_REQUEST_ID.scope(id, f).await
+}
+
 fn incoming_id(req: &ServiceRequest) -> Option<String> {
     let v = req.headers().get(REQUEST_ID)?.to_str().ok()?;
     let ok = !v.is_empty()
@@ -59,9 +64,7 @@ pub async fn observe(
     let route = pattern.unwrap_or_else(|| "unmatched".to_string());
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
-    let result = CURRENT_REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span.clone()))
-        .await;
+    let result = with_request_id(id.clone(), next.call(req).instrument(span.clone())).await;
     let elapsed = start.elapsed();
     let status = match &result {
         Ok(res) => res.status().as_u16(),

@@ -71,9 +71,7 @@ impl Budget {
         let money = self
             .total_cents
             .is_none_or(|t| self.committed_cents + amount_cents <= t);
-        let count = self
-            .max_awards
-            .is_none_or(|m| self.committed_awards < m);
+        let count = self.max_awards.is_none_or(|m| self.committed_awards < m);
         money && count
     }
 }

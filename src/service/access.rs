@@ -31,10 +31,16 @@ impl Role {
         }
     }
 
+    /// Every role.
+    pub const ALL: [Role; 4] = [Self::Admin, Self::Awarder, Self::Counselor, Self::Auditor];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Admin, Self::Awarder, Self::Counselor, Self::Auditor]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Whether a key of this role acts for one sponsor (and must name it).
+    pub fn bound_to_sponsor(self) -> bool {
+        self == Self::Awarder
     }
 }
 
@@ -219,16 +225,16 @@ pub fn create_key(
     name: Option<String>,
 ) -> Result<NewKey, ServiceError> {
     match (role, &sponsor) {
-        (Role::Awarder, None) => {
+        (r, None) if r.bound_to_sponsor() => {
             return Err(ServiceError::invalid(
                 "sponsor",
-                "an awarder key needs a sponsor",
+                format!("an {} key needs a sponsor", r.as_str()),
             ))
         }
-        (Role::Awarder, Some(s)) if s.trim().is_empty() || s.len() > 128 => {
+        (r, Some(s)) if r.bound_to_sponsor() && (s.trim().is_empty() || s.len() > 128) => {
             return Err(ServiceError::invalid("sponsor", "must be 1-128 characters"))
         }
-        (Role::Admin | Role::Counselor | Role::Auditor, Some(_)) => {
+        (r, Some(_)) if !r.bound_to_sponsor() => {
             return Err(ServiceError::invalid(
                 "sponsor",
                 "only awarder keys have a sponsor",

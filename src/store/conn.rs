@@ -152,4 +152,53 @@ mod tests {
             assert_eq!(timeout.value, 10_000);
         }
     }
+
+    /// Keys recorded before idempotency pointed at the ledger keep answering: each is carried
+    /// over with the entry recorded under it; a key with no entry (never expected) is dropped.
+    #[test]
+    fn the_idempotency_upgrade_points_old_keys_at_their_ledger_entries() {
+        use diesel::connection::SimpleConnection;
+        let mut c = SqliteConnection::establish(":memory:").unwrap();
+        for _ in 0..4 {
+            c.run_next_migration(SQLITE_MIGRATIONS).unwrap();
+        }
+        let entry = |seq: i64, key: &str| {
+            format!(
+                "INSERT INTO ledger (seq, policy_id, chain_seq, kind, recorded_at, key_id, \
+                 request_id, idempotency_key, student_id, policy_version, policy_hash, \
+                 eligo_version, rhai_version, as_of, record, outcome, evaluation, award, \
+                 amount_cents, prev_hash, entry_hash) VALUES ({seq}, 'p', {seq}, 'decision', \
+                 't', 'k1', 'r', '{key}', 's', 1, 'h', 'e', 'r', '2024-06-01', '{{}}', \
+                 'denied', '{{}}', '{{}}', 0, 'x', 'y');"
+            )
+        };
+        c.batch_execute(&format!(
+            "{}{}{}
+             INSERT INTO idempotency VALUES ('k1', 'a', 'ha', 201, '{{}}', 't1');
+             INSERT INTO idempotency VALUES ('k1', 'b', 'hb', 201, '{{}}', 't2');
+             INSERT INTO idempotency VALUES ('k1', 'orphan', 'ho', 201, '{{}}', 't3');",
+            entry(1, "a"),
+            entry(2, "b"),
+            entry(3, "a"),
+        ))
+        .unwrap();
+        c.run_pending_migrations(SQLITE_MIGRATIONS).unwrap();
+        #[derive(QueryableByName, Debug, PartialEq)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            idempotency_key: String,
+            #[diesel(sql_type = BigInt)]
+            ledger_seq: i64,
+        }
+        let rows: Vec<Row> = diesel::sql_query(
+            "SELECT idempotency_key, ledger_seq FROM idempotency ORDER BY idempotency_key",
+        )
+        .load(&mut c)
+        .unwrap();
+        let seqs: Vec<(&str, i64)> = rows
+            .iter()
+            .map(|r| (r.idempotency_key.as_str(), r.ledger_seq))
+            .collect();
+        assert_eq!(seqs, [("a", 3), ("b", 2)]);
+    }
 }

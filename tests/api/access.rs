@@ -1,5 +1,8 @@
 //! Keys, roles and sponsor scope: every route × every role, as the README's table says.
 
+use actix_web::http::Method;
+use eligo::api::routes::{Access, Scope, ROUTES};
+use eligo::service::access::Role;
 use serde_json::{json, Value};
 
 use crate::helpers::{client_with_key, problem, qualifying_student, spawn_app, Backend, TestApp};
@@ -478,4 +481,209 @@ async fn a_key_revoked_from_another_process_is_refused_within_a_tenth_of_a_secon
     .await;
     let res = counselor.get(&url_policies).send().await.unwrap();
     problem(res, 401).await;
+}
+
+/// A caller of the table-driven matrix: a key of one role, and for roles bound to a sponsor,
+/// whether it is the sponsor of the program every sample request acts on (IMA).
+struct Matrix {
+    role: Role,
+    own_sponsor: bool,
+    client: reqwest::Client,
+}
+
+/// A request that the route `method path` serves successfully for a caller it allows, acting on
+/// the IMA program, with fresh records (`n` keeps them apart). Every row of the table needs one.
+async fn sample(
+    app: &TestApp,
+    method: &Method,
+    path: &str,
+    n: usize,
+) -> (String, Option<Value>, Option<String>) {
+    let s = format!("MX-{n}");
+    app.put_student(&s, &qualifying_student(&s)).await;
+    let awarded = || async {
+        let (award_id, seq) = fresh_award(app, &format!("MX-R-{n}")).await;
+        (award_id, seq)
+    };
+    let key = Some(format!("mx-{n}"));
+    match (method.as_str(), path) {
+        ("GET", "/healthz" | "/readyz" | "/metrics" | "/v1/students" | "/v1/policies") => {
+            (path.to_string(), None, None)
+        }
+        ("GET" | "DELETE", "/v1/students/{id}") => (format!("/v1/students/{s}"), None, None),
+        ("PUT", "/v1/students/{id}") => (
+            format!("/v1/students/{s}"),
+            Some(qualifying_student(&s)),
+            None,
+        ),
+        ("POST", "/v1/students/import") => (
+            path.into(),
+            Some(json!([qualifying_student(&format!("{s}-imp"))])),
+            None,
+        ),
+        ("POST", "/v1/evaluations") => (path.into(), Some(json!({"student_id": s})), None),
+        ("GET", "/v1/policies/{id}") => (format!("/v1/policies/{IMA}"), None, None),
+        ("GET", "/v1/policies/{id}/budget") => (format!("/v1/policies/{IMA}/budget"), None, None),
+        ("PUT", "/v1/policies/{id}/budget") => (
+            format!("/v1/policies/{IMA}/budget"),
+            Some(json!({"total_cents": 100_000_000})),
+            None,
+        ),
+        ("POST", "/v1/awards") => (
+            path.into(),
+            Some(json!({"student_id": s, "policy_id": IMA, "as_of": "2024-06-01"})),
+            key,
+        ),
+        ("POST", "/v1/awards/{id}/revoke") => (
+            format!("/v1/awards/{}/revoke", awarded().await.0),
+            Some(json!({"reason": "matrix"})),
+            None,
+        ),
+        ("GET", "/v1/ledger") => (format!("/v1/ledger?policy_id={IMA}"), None, None),
+        ("GET", "/v1/ledger/verify") => (path.into(), None, None),
+        ("POST", "/v1/ledger/{seq}/replay") => (
+            format!("/v1/ledger/{}/replay", awarded().await.1),
+            None,
+            None,
+        ),
+        ("GET", "/v1/keys") => (path.into(), None, None),
+        ("POST", "/v1/keys") => (path.into(), Some(json!({"role": "auditor"})), None),
+        ("POST", "/v1/keys/{id}/revoke") => {
+            let (victim, _) = make_key(app, json!({"role": "counselor"})).await;
+            (format!("/v1/keys/{victim}/revoke"), None, None)
+        }
+        _ => panic!(
+            "no sample request for {method} {path}: add one here so the access matrix covers it"
+        ),
+    }
+}
+
+/// Walks the route table × every role (and, for roles bound to a sponsor, a key of the program's
+/// own sponsor and one of another): a caller the row allows gets a 2xx, any other a 403; without
+/// a key every `/v1` row is a 401. The expectations are read from the table itself.
+#[tokio::test]
+async fn the_route_table_decides_who_may_call_each_route() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let mut callers = Vec::new();
+    for role in Role::ALL {
+        let sponsors: &[(bool, &str)] = if role.bound_to_sponsor() {
+            &[(true, "ima-education-foundation"), (false, "ivcc")]
+        } else {
+            &[(true, "")]
+        };
+        for (own_sponsor, sponsor) in sponsors {
+            let mut body = json!({"role": role.as_str()});
+            if role.bound_to_sponsor() {
+                body["sponsor"] = json!(sponsor);
+            }
+            let (_, secret) = make_key(&app, body).await;
+            callers.push(Matrix {
+                role,
+                own_sponsor: *own_sponsor,
+                client: client_with_key(&secret),
+            });
+        }
+    }
+    let anonymous = reqwest::Client::new();
+    let mut n = 0;
+    let mut failures = Vec::new();
+    for row in ROUTES.iter() {
+        for caller in &callers {
+            n += 1;
+            let (path, body, key) = sample(&app, &row.method, row.path, n).await;
+            let status = send(&caller.client, &app, &row.method, &path, body, key).await;
+            let allowed = row.allows(caller.role)
+                && (row.scope == Scope::Any
+                    || !caller.role.bound_to_sponsor()
+                    || caller.own_sponsor);
+            let ok = if allowed {
+                (200..300).contains(&status)
+            } else {
+                status == 403
+            };
+            if !ok {
+                failures.push(format!(
+                    "{} key ({}): {} {path} -> {status}, the table says {}",
+                    caller.role.as_str(),
+                    if caller.own_sponsor {
+                        "own sponsor"
+                    } else {
+                        "other sponsor"
+                    },
+                    row.method,
+                    if allowed { "2xx" } else { "403" }
+                ));
+            }
+        }
+        n += 1;
+        let (path, body, key) = sample(&app, &row.method, row.path, n).await;
+        let status = send(&anonymous, &app, &row.method, &path, body, key).await;
+        let expected = if row.access == Access::Open { 200 } else { 401 };
+        if status != expected {
+            failures.push(format!(
+                "no key: {} {path} -> {status}, expected {expected}",
+                row.method
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+async fn send(
+    client: &reqwest::Client,
+    app: &TestApp,
+    method: &Method,
+    path: &str,
+    body: Option<Value>,
+    idempotency_key: Option<String>,
+) -> u16 {
+    let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
+    let mut rb = client.request(method, app.url(path));
+    if let Some(k) = idempotency_key {
+        rb = rb.header("idempotency-key", k);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    rb.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_table_and_the_openapi_document_name_the_same_routes() {
+    let spec: Value = serde_json::from_str(&eligo::api::openapi::document().unwrap()).unwrap();
+    let documented: std::collections::BTreeSet<(String, String)> = spec["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "put", "post", "delete", "patch"].contains(&k.as_str()))
+                .map(move |m| (m.to_uppercase(), path.clone()))
+        })
+        .collect();
+    let table: std::collections::BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(documented, table);
+    assert!(table.len() >= 21);
+}
+
+#[tokio::test]
+async fn a_method_the_table_does_not_serve_is_405_with_the_tables_allow() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    for path in ["/v1/students/x", "/v1/keys", "/healthz"] {
+        let res = app.client.patch(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 405, "{path}");
+        let allow = res.headers()["allow"].to_str().unwrap().to_string();
+        let pattern = if path == "/v1/students/x" {
+            "/v1/students/{id}"
+        } else {
+            path
+        };
+        assert_eq!(allow, eligo::api::routes::allowed_methods(pattern));
+        problem(res, 405).await;
+    }
 }

@@ -47,6 +47,30 @@ on_both_backends! {
         assert_eq!(p["field"], "Idempotency-Key");
     }
 
+    async fn a_replay_is_the_original_response_byte_for_byte_and_is_not_counted_again(app) {
+        app.seed_students("B", 2).await;
+        let raw = |key: &'static str, student: &'static str| {
+            app.client
+                .post(app.url("/v1/awards"))
+                .header("idempotency-key", key)
+                .json(&json!({"student_id": student, "policy_id": IMA, "as_of": "2024-06-01"}))
+                .send()
+        };
+        for (key, student) in [("byte-1", "B-0"), ("byte-2", "B-0"), ("byte-3", "B-1")] {
+            let first = raw(key, student).await.unwrap();
+            assert_eq!(first.status().as_u16(), 201);
+            let first = first.bytes().await.unwrap();
+            for _ in 0..2 {
+                let again = raw(key, student).await.unwrap();
+                assert_eq!(again.status().as_u16(), 201);
+                assert_eq!(again.bytes().await.unwrap(), first, "{key}");
+            }
+        }
+        let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(text.contains(&format!(r#"eligo_awards_total{{decision="granted",policy="{IMA}"}} 2"#)), "{text}");
+        assert!(text.contains(&format!(r#"eligo_awards_total{{decision="denied",policy="{IMA}"}} 1"#)), "{text}");
+    }
+
     async fn ineligible_unknown_and_out_of_period_requests(app) {
         app.put_student("N-0", &json!({"student_id": "N-0", "endorsements": []})).await;
         let (status, body) = app.award("n1", "N-0", IMA).await;

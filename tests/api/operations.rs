@@ -46,6 +46,21 @@ on_both_backends! {
         problem(res, 404).await;
     }
 
+    async fn an_internal_failure_is_a_500_naming_the_request_never_a_409(app) {
+        // A stored record that no longer reads: the store's fault, never the caller's.
+        crate::helpers::tamper(
+            &app.database_url,
+            "INSERT INTO students (student_id, school_id, record, created_at, updated_at) \
+             VALUES ('BROKEN', NULL, 'not json', '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z')",
+        );
+        let res = app.client.get(app.url("/v1/students/BROKEN")).header("x-request-id", "broken-1").send().await.unwrap();
+        let body = problem(res, 500).await;
+        assert_eq!(body["type"], "urn:eligo:problem:internal");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("broken-1"), "{detail}");
+        assert!(!detail.contains("not json") && !detail.contains("corrupt"), "the cause stays in the log: {detail}");
+    }
+
     async fn openapi_and_docs_are_served(app) {
         let spec: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
         assert_eq!(spec["openapi"], "3.1.0");
@@ -212,4 +227,101 @@ async fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
         assert_eq!(served[0]["span"]["route"], route);
         assert_eq!(served[0]["fields"]["status"], status);
     }
+}
+
+/// The log line of an internal failure carries the request id and the cause that the response
+/// leaves out.
+#[tokio::test]
+async fn an_internal_failure_is_logged_with_its_cause_and_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("internal.db").display());
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+        .args(["keys", "create", "--role", "admin", "--database-url", &url])
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let key = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    crate::helpers::tamper(
+        &url,
+        "INSERT INTO students (student_id, school_id, record, created_at, updated_at) \
+         VALUES ('BROKEN', NULL, 'not json', '2024-01-01T00:00:00.000000Z', '2024-01-01T00:00:00.000000Z')",
+    );
+    let log_path = dir.path().join("server.log");
+    let (mut command, port) = crate::helpers::serve_command(&url, "info");
+    let mut child = command
+        .arg("--log-json")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let address = format!("http://127.0.0.1:{port}");
+    let up = crate::helpers::serving(&address, 300, std::time::Duration::from_millis(50)).await;
+    assert!(up, "the server did not start");
+    let res = crate::helpers::client_with_key(&key)
+        .get(format!("{address}/v1/students/BROKEN"))
+        .header("x-request-id", "broken-log-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 500);
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    child.wait().unwrap();
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let errors: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    assert_eq!(errors[0]["fields"]["request_id"], "broken-log-1", "{log}");
+    let cause = errors[0]["fields"]["error"].as_str().unwrap();
+    assert!(cause.contains("corrupt stored data"), "{cause}");
+}
+
+/// The layers depend one way (api -> service -> policy and store): the API names nothing of the
+/// store, the store nothing of HTTP, the service or the API, the core nothing of them all.
+#[test]
+fn the_layers_depend_one_way() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let rules: [(&str, &[&str]); 3] = [
+        ("api", &["crate::store", "store::"]),
+        (
+            "store",
+            &[
+                "actix",
+                "utoipa",
+                "crate::service",
+                "crate::api",
+                "StatusCode",
+            ],
+        ),
+        (
+            "policy",
+            &[
+                "actix",
+                "diesel",
+                "tokio",
+                "crate::store",
+                "crate::service",
+                "crate::api",
+            ],
+        ),
+    ];
+    let mut offences = Vec::new();
+    for (layer, banned) in rules {
+        for entry in std::fs::read_dir(src.join(layer)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for word in banned {
+                if text.contains(word) {
+                    offences.push(format!("{} mentions {word}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(offences.is_empty(), "{}", offences.join("\n"));
 }
