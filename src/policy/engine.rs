@@ -539,6 +539,463 @@ pub(super) fn combine(a: Check, b: Check, any: bool) -> Check {
     Check::new(status, cat(&[&a.detail, "; ", &b.detail]), fields)
 }
 
+/// How direct plans (`plan.rs`) treat a helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanForm {
+    /// Plans call the same native function. `example` is an `evaluate` body using the helper
+    /// that must become a plan (a test holds every example to it and to rhai's decisions).
+    Planned { example: &'static str },
+    /// Only rhai runs it; a policy that calls it is interpreted. Says why.
+    RhaiOnly(&'static str),
+}
+
+/// A helper policies call: its name, every rhai overload registered under it, and its plan
+/// form. Adding a helper is adding a row to [`HELPERS`]; a test fails when the engine has a
+/// function no row declares.
+pub struct Helper {
+    /// The name scripts call (for a property, its name without `get$`).
+    pub name: &'static str,
+    pub plan: PlanForm,
+    register: fn(&mut Engine),
+}
+
+impl Helper {
+    pub fn planned(&self) -> bool {
+        matches!(self.plan, PlanForm::Planned { .. })
+    }
+}
+
+const VALUE_ONLY: PlanForm =
+    PlanForm::RhaiOnly("a plain record value: plans pass only literals and checks on");
+const CHECK_PARTS: PlanForm =
+    PlanForm::RhaiOnly("reads a check's parts, which is logic: plans only pass checks on");
+
+/// Every helper, once.
+pub const HELPERS: &[Helper] = &[
+    Helper {
+        name: "student_id",
+        plan: VALUE_ONLY,
+        register: |e| {
+            e.register_get("student_id", |s: &mut StudentRef| s.0.student_id.clone());
+        },
+    },
+    Helper {
+        name: "school_id",
+        plan: VALUE_ONLY,
+        register: |e| {
+            e.register_get("school_id", |s: &mut StudentRef| {
+                opt_str(s.0.school_id.as_deref())
+            });
+        },
+    },
+    Helper {
+        name: "graduation_date",
+        plan: VALUE_ONLY,
+        register: |e| {
+            e.register_get("graduation_date", |s: &mut StudentRef| {
+                s.0.graduation_date
+                    .map_or(Dynamic::UNIT, |d| Dynamic::from(date_text(d)))
+            });
+        },
+    },
+    Helper {
+        name: "payee_preference",
+        plan: VALUE_ONLY,
+        register: |e| {
+            e.register_get("payee_preference", |s: &mut StudentRef| {
+                s.0.payee_preference.map_or(Dynamic::UNIT, |p| {
+                    Dynamic::from(match p {
+                        super::student::PayeePreference::Student => "student",
+                        super::student::PayeePreference::Institution => "institution",
+                    })
+                })
+            });
+        },
+    },
+    Helper {
+        name: "college",
+        plan: VALUE_ONLY,
+        register: |e| {
+            e.register_get("college", |s: &mut StudentRef| {
+                opt_str(
+                    s.0.postsecondary
+                        .as_ref()
+                        .and_then(|p| p.institution_id.as_deref()),
+                )
+            });
+        },
+    },
+    Helper {
+        name: "college_status",
+        plan: VALUE_ONLY,
+        register: |e| {
+            e.register_get("college_status", |s: &mut StudentRef| {
+                opt_str(
+                    s.0.postsecondary
+                        .as_ref()
+                        .and_then(|p| p.status)
+                        .map(PostsecondaryStatus::as_str),
+                )
+            });
+        },
+    },
+    Helper {
+        name: "attribute",
+        plan: VALUE_ONLY,
+        register: |e| {
+            e.register_fn("attribute", |s: &mut StudentRef, key: &str| {
+                s.0.attributes
+                    .get(key)
+                    .and_then(|v| rhai::serde::to_dynamic(v).ok())
+                    .unwrap_or(Dynamic::UNIT)
+            });
+        },
+    },
+    Helper {
+        name: "endorsement_earned",
+        plan: PlanForm::Planned {
+            example: r#"require("e", student.endorsement_earned("manufacturing_engineering_technology_trades"), "E", "e");
+                        require("f", student.endorsement_earned(["health_sciences_technology", "information_technology"]), "F", "f");"#,
+        },
+        register: |e| {
+            e.register_fn(
+                "endorsement_earned",
+                |s: &mut StudentRef, area: ImmutableString| endorsement_earned_any(s, &[area]),
+            )
+            .register_fn("endorsement_earned", |s: &mut StudentRef, areas: Array| {
+                endorsement_earned_any(s, &strings(&areas, "endorsement areas")?)
+            });
+        },
+    },
+    Helper {
+        name: "graduated_by",
+        plan: PlanForm::Planned {
+            example: r#"require("g", student.graduated_by("2024-12-31"), "G", "g");"#,
+        },
+        register: |e| {
+            e.register_fn("graduated_by", |s: &mut StudentRef, date: &str| {
+                graduated_by(s, date)
+            });
+        },
+    },
+    Helper {
+        name: "graduated",
+        plan: PlanForm::Planned {
+            example: r#"require("g", student.graduated, "G", "g");"#,
+        },
+        register: |e| {
+            e.register_get("graduated", |s: &mut StudentRef| graduated_on(s, s.1));
+        },
+    },
+    Helper {
+        name: "college_status_in",
+        plan: PlanForm::Planned {
+            example: r#"require("c", student.college_status_in(["admitted", "enrolled"]), "C", "c");"#,
+        },
+        register: |e| {
+            e.register_fn(
+                "college_status_in",
+                |s: &mut StudentRef, statuses: Array| college_status(s, None, &statuses),
+            );
+        },
+    },
+    Helper {
+        name: "attending",
+        plan: PlanForm::Planned {
+            example: r#"require("a", student.attending("jjc", ["enrolled"]), "A", "a");"#,
+        },
+        register: |e| {
+            e.register_fn(
+                "attending",
+                |s: &mut StudentRef, inst: &str, statuses: Array| {
+                    college_status(s, Some(inst), &statuses)
+                },
+            );
+        },
+    },
+    Helper {
+        name: "local_job_offer",
+        plan: PlanForm::Planned {
+            example: r#"require("j", student.local_job_offer(["31", "32", "33"]), "J", "j");"#,
+        },
+        register: |e| {
+            e.register_fn("local_job_offer", |s: &mut StudentRef, prefixes: Array| {
+                local_job_offer(s, &prefixes)
+            });
+        },
+    },
+    Helper {
+        name: "early_college_hours",
+        plan: PlanForm::Planned {
+            example: r#"require("h", at_least(student.early_college_hours(), 3, "early_college_credits"), "H", "h");
+                        require("w", at_least(student.early_college_hours("welding"), 3.0, "early_college_credits"), "W", "w");"#,
+        },
+        register: |e| {
+            e.register_fn("early_college_hours", |s: &mut StudentRef| {
+                early_college_hours(s, None)
+            })
+            .register_fn(
+                "early_college_hours",
+                |s: &mut StudentRef, subject: &str| early_college_hours(s, Some(subject)),
+            );
+        },
+    },
+    Helper {
+        name: "work_based_hours",
+        plan: PlanForm::Planned {
+            example: r#"require("w", at_least(student.work_based_hours(), 1, "work_based_learning"), "W", "w");
+                        require("i", at_least(student.work_based_hours("internship"), 60.5, "work_based_learning"), "I", "i");"#,
+        },
+        register: |e| {
+            e.register_fn("work_based_hours", |s: &mut StudentRef| {
+                work_based_hours(s, None)
+            })
+            .register_fn("work_based_hours", |s: &mut StudentRef, kind: &str| {
+                work_based_hours(s, Some(kind))
+            });
+        },
+    },
+    Helper {
+        name: "at_least",
+        plan: PlanForm::Planned {
+            example: r#"require("h", at_least(student.early_college_hours(), 6, "early_college_credits"), "H", "h");"#,
+        },
+        register: |e| {
+            e.register_fn("at_least", |v: Dynamic, min: f64, field: &str| {
+                at_least(v, min, field)
+            })
+            .register_fn("at_least", |v: Dynamic, min: i64, field: &str| {
+                at_least(v, min as f64, field)
+            });
+        },
+    },
+    Helper {
+        name: "as_of",
+        plan: PlanForm::Planned {
+            example: r#"require("g", student.graduated_by(ctx.as_of), "G", "g");"#,
+        },
+        register: |e| {
+            e.register_get("as_of", |c: &mut Context| c.as_of.clone());
+        },
+    },
+    Helper {
+        name: "policy",
+        plan: PlanForm::RhaiOnly("the metadata as a map, for scripts that word their own text"),
+        register: |e| {
+            e.register_get("policy", |c: &mut Context| {
+                rhai::serde::to_dynamic(&*c.meta).unwrap_or(Dynamic::UNIT)
+            });
+        },
+    },
+    Helper {
+        name: "passed",
+        plan: CHECK_PARTS,
+        register: |e| {
+            e.register_get("passed", |c: &mut Check| c.status == Status::Passed);
+        },
+    },
+    Helper {
+        name: "failed",
+        plan: CHECK_PARTS,
+        register: |e| {
+            e.register_get("failed", |c: &mut Check| c.status == Status::Failed);
+        },
+    },
+    Helper {
+        name: "unknown",
+        plan: CHECK_PARTS,
+        register: |e| {
+            e.register_get("unknown", |c: &mut Check| c.status == Status::Unknown);
+        },
+    },
+    Helper {
+        name: "status",
+        plan: CHECK_PARTS,
+        register: |e| {
+            e.register_get("status", |c: &mut Check| c.status.as_str());
+        },
+    },
+    Helper {
+        name: "detail",
+        plan: CHECK_PARTS,
+        register: |e| {
+            e.register_get("detail", |c: &mut Check| c.detail.clone());
+        },
+    },
+    Helper {
+        name: "to_string",
+        plan: CHECK_PARTS,
+        register: |e| {
+            e.register_fn("to_string", |c: &mut Check| {
+                format!("{}: {}", c.status.as_str(), c.detail)
+            });
+        },
+    },
+    Helper {
+        name: "either",
+        plan: PlanForm::Planned {
+            example: r#"require("c", either(student.college_status_in(["admitted", "enrolled"]), student.local_job_offer(["31", "32", "33"])), "C", "c");"#,
+        },
+        register: |e| {
+            e.register_fn("either", |a: Check, b: Check| combine(a, b, true));
+        },
+    },
+    Helper {
+        name: "both",
+        plan: PlanForm::Planned {
+            example: r#"require("b", both(student.attending("jjc", ["enrolled"]), student.graduated), "B", "b");"#,
+        },
+        register: |e| {
+            e.register_fn("both", |a: Check, b: Check| combine(a, b, false));
+        },
+    },
+    Helper {
+        name: "days_between",
+        plan: PlanForm::RhaiOnly("a number for script logic, not a check"),
+        register: |e| {
+            e.register_fn(
+                "days_between",
+                |a: &str, b: &str| -> Result<i64, Box<EvalAltResult>> {
+                    Ok((parse_date(b)? - parse_date(a)?).num_days())
+                },
+            );
+        },
+    },
+    Helper {
+        name: "checks",
+        plan: PlanForm::RhaiOnly(
+            "the older style that threads a decision value through the script",
+        ),
+        register: |e| {
+            e.register_fn("checks", Checks::default);
+        },
+    },
+    Helper {
+        name: "eligible",
+        plan: PlanForm::RhaiOnly("the older style's decision value"),
+        register: |e| {
+            e.register_get("eligible", |c: &mut Checks| c.all_passed());
+        },
+    },
+    Helper {
+        name: "require",
+        plan: PlanForm::Planned {
+            example: r#"require("t", true, "T", "t"); require("f", false, "F", "f"); require("u", (), "U", "u");
+                        require("e", student.endorsement_earned("manufacturing_engineering_technology_trades"));"#,
+        },
+        register: |e| {
+            // One overload per argument type: a `Dynamic` parameter makes rhai search every
+            // combination of parameter types on each new call site, which measured as the
+            // single largest cost of a decision. The method forms are the older style; the
+            // statement forms record into the decision of the running `evaluate` (the run's
+            // tag), one call fewer per criterion.
+            e.register_fn(
+                "require",
+                |c: &mut Checks, code: &str, v: Check, message: &str, missing: &str| {
+                    c.require(code, v, message, missing);
+                },
+            )
+            .register_fn(
+                "require",
+                |c: &mut Checks, code: &str, v: bool, message: &str, missing: &str| {
+                    c.require(code, bool_check(v), message, missing);
+                },
+            )
+            .register_fn(
+                "require",
+                |c: &mut Checks, code: &str, _v: (), message: &str, missing: &str| {
+                    c.require(code, absent_check(), message, missing);
+                },
+            )
+            .register_fn(
+                "require",
+                |ctx: NativeCallContext, code: &str, v: Check, message: &str, missing: &str| {
+                    running(&ctx).map(|mut c| c.require(code, v, message, missing))
+                },
+            )
+            .register_fn(
+                "require",
+                |ctx: NativeCallContext, code: &str, v: bool, message: &str, missing: &str| {
+                    running(&ctx).map(|mut c| c.require(code, bool_check(v), message, missing))
+                },
+            )
+            .register_fn(
+                "require",
+                |ctx: NativeCallContext, code: &str, _v: (), message: &str, missing: &str| {
+                    running(&ctx).map(|mut c| c.require(code, absent_check(), message, missing))
+                },
+            )
+            .register_fn("require", |ctx: NativeCallContext, code: &str, v: Check| {
+                running(&ctx)?.require_declared(code, v)
+            })
+            .register_fn("require", |ctx: NativeCallContext, code: &str, v: bool| {
+                running(&ctx)?.require_declared(code, bool_check(v))
+            })
+            .register_fn("require", |ctx: NativeCallContext, code: &str, _v: ()| {
+                running(&ctx)?.require_declared(code, absent_check())
+            });
+        },
+    },
+    Helper {
+        name: "pay_to_student",
+        plan: PlanForm::Planned {
+            example: r#"require("t", true, "T", "t"); pay_to_student();"#,
+        },
+        register: |e| {
+            e.register_fn("pay_to_student", |c: &mut Checks| c.pay_to_student())
+                .register_fn("pay_to_student", |ctx: NativeCallContext| {
+                    running(&ctx).map(|mut c| c.pay_to_student())
+                });
+        },
+    },
+    Helper {
+        name: "pay_to_college_if_requested",
+        plan: PlanForm::Planned {
+            example: r#"require("g", student.graduated, "G", "g"); pay_to_college_if_requested(student);"#,
+        },
+        register: |e| {
+            e.register_fn(
+                "pay_to_college_if_requested",
+                |c: &mut Checks, s: StudentRef| c.pay_to_college_if_requested(&s),
+            )
+            .register_fn(
+                "pay_to_college_if_requested",
+                |ctx: NativeCallContext, s: &mut StudentRef| {
+                    running(&ctx).map(|mut c| c.pay_to_college_if_requested(s))
+                },
+            );
+        },
+    },
+    Helper {
+        name: "pay_to_institution",
+        plan: PlanForm::Planned {
+            example: r#"require("t", true, "T", "t"); pay_to_institution("jjc");"#,
+        },
+        register: |e| {
+            e.register_fn("pay_to_institution", |c: &mut Checks, id: &str| {
+                c.pay_to_institution(id)
+            })
+            .register_fn("pay_to_institution", |ctx: NativeCallContext, id: &str| {
+                running(&ctx).map(|mut c| c.pay_to_institution(id))
+            });
+        },
+    },
+    Helper {
+        name: "eligible_so_far",
+        plan: PlanForm::RhaiOnly("reads the decision being built, which is logic"),
+        register: |e| {
+            e.register_fn("eligible_so_far", |ctx: NativeCallContext| {
+                running(&ctx).map(|c| c.all_passed())
+            });
+        },
+    },
+];
+
+/// Whether direct plans may call the helper `name` (declared in [`HELPERS`] as planned).
+pub fn planned(name: &str) -> bool {
+    HELPERS.iter().any(|h| h.name == name && h.planned())
+}
+
 /// Builds an engine with the limits on and the helpers registered. Costly (~250 µs): build one
 /// per thread and reuse it.
 pub fn build_engine(limits: &Limits) -> Engine {
@@ -557,196 +1014,57 @@ pub fn build_engine(limits: &Limits) -> Engine {
         .on_print(|_| {})
         .on_debug(|_, _, _| {});
     engine.disable_symbol("eval");
-
     engine
         .register_type_with_name::<StudentRef>("Student")
-        .register_get("student_id", |s: &mut StudentRef| s.0.student_id.clone())
-        .register_get("school_id", |s: &mut StudentRef| {
-            opt_str(s.0.school_id.as_deref())
-        })
-        .register_get("graduation_date", |s: &mut StudentRef| {
-            s.0.graduation_date
-                .map_or(Dynamic::UNIT, |d| Dynamic::from(date_text(d)))
-        })
-        .register_get("payee_preference", |s: &mut StudentRef| {
-            s.0.payee_preference.map_or(Dynamic::UNIT, |p| {
-                Dynamic::from(match p {
-                    super::student::PayeePreference::Student => "student",
-                    super::student::PayeePreference::Institution => "institution",
-                })
-            })
-        })
-        .register_get("college", |s: &mut StudentRef| {
-            opt_str(
-                s.0.postsecondary
-                    .as_ref()
-                    .and_then(|p| p.institution_id.as_deref()),
-            )
-        })
-        .register_get("college_status", |s: &mut StudentRef| {
-            opt_str(
-                s.0.postsecondary
-                    .as_ref()
-                    .and_then(|p| p.status)
-                    .map(PostsecondaryStatus::as_str),
-            )
-        })
-        .register_fn("attribute", |s: &mut StudentRef, key: &str| {
-            s.0.attributes
-                .get(key)
-                .and_then(|v| rhai::serde::to_dynamic(v).ok())
-                .unwrap_or(Dynamic::UNIT)
-        })
-        .register_fn(
-            "endorsement_earned",
-            |s: &mut StudentRef, area: ImmutableString| endorsement_earned_any(s, &[area]),
-        )
-        .register_fn("endorsement_earned", |s: &mut StudentRef, areas: Array| {
-            endorsement_earned_any(s, &strings(&areas, "endorsement areas")?)
-        })
-        .register_fn("graduated_by", |s: &mut StudentRef, date: &str| {
-            graduated_by(s, date)
-        })
-        .register_get("graduated", |s: &mut StudentRef| graduated_on(s, s.1))
-        .register_fn(
-            "college_status_in",
-            |s: &mut StudentRef, statuses: Array| college_status(s, None, &statuses),
-        )
-        .register_fn(
-            "attending",
-            |s: &mut StudentRef, inst: &str, statuses: Array| {
-                college_status(s, Some(inst), &statuses)
-            },
-        )
-        .register_fn("local_job_offer", |s: &mut StudentRef, prefixes: Array| {
-            local_job_offer(s, &prefixes)
-        })
-        .register_fn("early_college_hours", |s: &mut StudentRef| {
-            early_college_hours(s, None)
-        })
-        .register_fn(
-            "early_college_hours",
-            |s: &mut StudentRef, subject: &str| early_college_hours(s, Some(subject)),
-        )
-        .register_fn("work_based_hours", |s: &mut StudentRef| {
-            work_based_hours(s, None)
-        })
-        .register_fn("work_based_hours", |s: &mut StudentRef, kind: &str| {
-            work_based_hours(s, Some(kind))
-        })
-        .register_fn("at_least", |v: Dynamic, min: f64, field: &str| {
-            at_least(v, min, field)
-        })
-        .register_fn("at_least", |v: Dynamic, min: i64, field: &str| {
-            at_least(v, min as f64, field)
-        });
-
-    engine
         .register_type_with_name::<Context>("Context")
-        .register_get("as_of", |c: &mut Context| c.as_of.clone())
-        .register_get("policy", |c: &mut Context| {
-            rhai::serde::to_dynamic(&*c.meta).unwrap_or(Dynamic::UNIT)
-        });
-
-    engine
         .register_type_with_name::<Check>("Check")
-        .register_get("passed", |c: &mut Check| c.status == Status::Passed)
-        .register_get("failed", |c: &mut Check| c.status == Status::Failed)
-        .register_get("unknown", |c: &mut Check| c.status == Status::Unknown)
-        .register_get("status", |c: &mut Check| c.status.as_str())
-        .register_get("detail", |c: &mut Check| c.detail.clone())
-        .register_fn("either", |a: Check, b: Check| combine(a, b, true))
-        .register_fn("both", |a: Check, b: Check| combine(a, b, false))
-        .register_fn(
-            "days_between",
-            |a: &str, b: &str| -> Result<i64, Box<EvalAltResult>> {
-                Ok((parse_date(b)? - parse_date(a)?).num_days())
-            },
-        )
-        .register_fn("to_string", |c: &mut Check| {
-            format!("{}: {}", c.status.as_str(), c.detail)
-        });
-
+        .register_type_with_name::<Checks>("Checks");
+    for helper in HELPERS {
+        (helper.register)(&mut engine);
+    }
     engine
-        .register_type_with_name::<Checks>("Checks")
-        .register_fn("checks", Checks::default)
-        .register_get("eligible", |c: &mut Checks| c.all_passed())
-        // One overload per argument type: a `Dynamic` parameter makes rhai search every
-        // combination of parameter types on each new call site, which measured as the single
-        // largest cost of a decision.
-        .register_fn(
-            "require",
-            |c: &mut Checks, code: &str, v: Check, message: &str, missing: &str| {
-                c.require(code, v, message, missing);
-            },
-        )
-        .register_fn(
-            "require",
-            |c: &mut Checks, code: &str, v: bool, message: &str, missing: &str| {
-                c.require(code, bool_check(v), message, missing);
-            },
-        )
-        .register_fn(
-            "require",
-            |c: &mut Checks, code: &str, _v: (), message: &str, missing: &str| {
-                c.require(code, absent_check(), message, missing);
-            },
-        )
-        .register_fn("pay_to_student", |c: &mut Checks| c.pay_to_student())
-        .register_fn(
-            "pay_to_college_if_requested",
-            |c: &mut Checks, s: StudentRef| c.pay_to_college_if_requested(&s),
-        )
-        .register_fn("pay_to_institution", |c: &mut Checks, id: &str| {
-            c.pay_to_institution(id)
-        });
+}
 
-    // The same verbs as statements: they record into the decision of the running `evaluate`
-    // (the run's tag), so a policy needs no `checks()` value to thread through. One call fewer
-    // per criterion than the method form, which is most of a decision's cost.
-    engine
-        .register_fn(
-            "require",
-            |ctx: NativeCallContext, code: &str, v: Check, message: &str, missing: &str| {
-                running(&ctx).map(|mut c| c.require(code, v, message, missing))
-            },
-        )
-        .register_fn(
-            "require",
-            |ctx: NativeCallContext, code: &str, v: bool, message: &str, missing: &str| {
-                running(&ctx).map(|mut c| c.require(code, bool_check(v), message, missing))
-            },
-        )
-        .register_fn(
-            "require",
-            |ctx: NativeCallContext, code: &str, _v: (), message: &str, missing: &str| {
-                running(&ctx).map(|mut c| c.require(code, absent_check(), message, missing))
-            },
-        )
-        .register_fn("require", |ctx: NativeCallContext, code: &str, v: Check| {
-            running(&ctx)?.require_declared(code, v)
-        })
-        .register_fn("require", |ctx: NativeCallContext, code: &str, v: bool| {
-            running(&ctx)?.require_declared(code, bool_check(v))
-        })
-        .register_fn("require", |ctx: NativeCallContext, code: &str, _v: ()| {
-            running(&ctx)?.require_declared(code, absent_check())
-        })
-        .register_fn("pay_to_student", |ctx: NativeCallContext| {
-            running(&ctx).map(|mut c| c.pay_to_student())
-        })
-        .register_fn(
-            "pay_to_college_if_requested",
-            |ctx: NativeCallContext, s: &mut StudentRef| {
-                running(&ctx).map(|mut c| c.pay_to_college_if_requested(s))
-            },
-        )
-        .register_fn("pay_to_institution", |ctx: NativeCallContext, id: &str| {
-            running(&ctx).map(|mut c| c.pay_to_institution(id))
-        })
-        .register_fn("eligible_so_far", |ctx: NativeCallContext| {
-            running(&ctx).map(|c| c.all_passed())
-        });
+#[cfg(test)]
+mod helper_tests {
+    use std::collections::BTreeSet;
 
-    engine
+    use super::*;
+
+    /// The names of the functions an engine has registered beyond rhai's own (a property's
+    /// getter under the property's name).
+    fn registered(engine: &Engine) -> BTreeSet<String> {
+        engine
+            .collect_fn_metadata(
+                None,
+                |f| Some(f.metadata.name.trim_start_matches("get$").to_string()),
+                false,
+            )
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn every_registered_function_is_declared_once_with_its_plan_form() {
+        let engine = build_engine(&Limits::default());
+        let declared: BTreeSet<String> = HELPERS.iter().map(|h| h.name.to_string()).collect();
+        assert_eq!(declared.len(), HELPERS.len(), "a helper is declared twice");
+        assert_eq!(
+            registered(&engine),
+            declared,
+            "every function the engine registers needs a row in HELPERS (planned, or rhai-only \
+             with the reason)"
+        );
+        // Each row registers under its own name only.
+        for h in HELPERS {
+            let mut alone = Engine::new_raw();
+            (h.register)(&mut alone);
+            assert_eq!(
+                registered(&alone),
+                BTreeSet::from([h.name.to_string()]),
+                "{}",
+                h.name
+            );
+        }
+    }
 }

@@ -40,25 +40,6 @@ pub const MAX_STEPS: usize = 64;
 /// Items a literal list in a plan may hold (far below the engine's array limit).
 const MAX_LIST: usize = 64;
 
-/// Names a plan resolves to native helpers: a script function of one of these names would be
-/// called by rhai instead, so its presence rules a plan out.
-const HELPERS: &[&str] = &[
-    "require",
-    "pay_to_student",
-    "pay_to_institution",
-    "pay_to_college_if_requested",
-    "either",
-    "both",
-    "at_least",
-    "endorsement_earned",
-    "graduated_by",
-    "college_status_in",
-    "attending",
-    "local_job_offer",
-    "early_college_hours",
-    "work_based_hours",
-];
-
 /// The steps of one `evaluate` body.
 #[derive(Debug)]
 pub struct Plan {
@@ -133,7 +114,11 @@ impl Plan {
         ctx: &str,
         limits: &Limits,
     ) -> Option<Self> {
-        if script.iter_functions().any(|f| HELPERS.contains(&f.name)) {
+        // A script function named like a helper is what rhai would call instead.
+        if script
+            .iter_functions()
+            .any(|f| super::engine::planned(f.name))
+        {
             return None;
         }
         let names = Names {
@@ -237,9 +222,10 @@ impl Amount {
     }
 }
 
-/// A plain call: no `!` (scope capture) and no operator form.
+/// A plain call of a helper that `engine::HELPERS` declares planned: no `!` (scope capture)
+/// and no operator form.
 fn plain(call: &FnCallExpr) -> bool {
-    !call.capture_parent_scope && call.op_token.is_none()
+    !call.capture_parent_scope && call.op_token.is_none() && super::engine::planned(&call.name)
 }
 
 fn step(call: &FnCallExpr, names: &Names) -> Option<Step> {
@@ -295,7 +281,11 @@ fn node(expr: &Expr, names: &Names) -> Option<Node> {
         },
         Expr::Dot(dot, flags, ..) if flags.is_empty() && is_var(&dot.lhs, names.student) => {
             match &dot.rhs {
-                Expr::Property(p, ..) if p.2.as_str() == "graduated" => Some(Node::Graduated),
+                Expr::Property(p, ..)
+                    if p.2.as_str() == "graduated" && super::engine::planned("graduated") =>
+                {
+                    Some(Node::Graduated)
+                }
                 Expr::MethodCall(call, ..) if plain(call) => method(call, names),
                 _ => None,
             }
@@ -360,7 +350,8 @@ fn is_as_of(expr: &Expr, names: &Names) -> bool {
     matches!(expr, Expr::Dot(dot, flags, ..)
         if flags.is_empty()
             && is_var(&dot.lhs, names.ctx)
-            && matches!(&dot.rhs, Expr::Property(p, ..) if p.2.as_str() == "as_of"))
+            && matches!(&dot.rhs, Expr::Property(p, ..) if p.2.as_str() == "as_of")
+            && super::engine::planned("as_of"))
 }
 
 fn string(expr: &Expr) -> Option<ImmutableString> {
@@ -485,6 +476,35 @@ mod tests {
         r#"require("c", student.college_status_in(["graduated"]), "C", "c");"#,
         r#"require("c", student.attending("jjc", ["enrolled", "dropped"]), "C", "c");"#,
     ];
+
+    /// Every helper declared planned in `engine::HELPERS` is reached by plans: its example
+    /// becomes a plan and decides as rhai does.
+    #[test]
+    fn every_planned_helper_plans_and_decides_as_rhai_does() {
+        use crate::policy::engine::{PlanForm, HELPERS};
+        let mut planned = 0;
+        for h in HELPERS {
+            let PlanForm::Planned { example } = h.plan else {
+                continue;
+            };
+            planned += 1;
+            assert!(
+                example.contains(h.name),
+                "{}'s example does not use it",
+                h.name
+            );
+            assert!(
+                has_plan(example, ""),
+                "{} is declared planned but its example is not a plan",
+                h.name
+            );
+            let p = policy(example, "");
+            let direct = decisions(&mut Evaluator::default(), &p);
+            let interpreted = decisions(&mut Evaluator::interpreted(&Limits::default()), &p);
+            assert_eq!(direct, interpreted, "{}", h.name);
+        }
+        assert!(planned >= 15, "only {planned} planned helpers");
+    }
 
     #[test]
     fn plans_decide_exactly_as_rhai_does() {
