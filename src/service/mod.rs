@@ -125,7 +125,8 @@ pub struct Service {
 }
 
 thread_local! {
-    /// One engine per thread: sharing one across threads measured slower (GOTCHAS.md).
+    /// One engine per thread: sharing one engine, AST or record across threads measured slower
+    /// than one thread (contention on their reference counts).
     static EVALUATOR: std::cell::RefCell<Evaluator> = std::cell::RefCell::new(Evaluator::default());
 }
 

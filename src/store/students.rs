@@ -128,7 +128,7 @@ impl Store {
         rows.into_iter().map(Row::into_stored).collect()
     }
 
-    /// Every stored record (for simulations and cohort runs), in id order, in pages.
+    /// How many records are stored.
     pub fn count_students(&self) -> Result<i64, StoreError> {
         let mut conn = self.conn()?;
         Ok(with_conn!(&mut *conn, |c| students::table
