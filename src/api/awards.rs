@@ -80,11 +80,12 @@ pub async fn create_award(
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct RevokeRequest {
     /// Why the award is revoked (recorded in the ledger).
     pub reason: String,
 }
+crate::objects_only!(RevokeRequest, Serialize);
 
 /// Revoke an award: appends a revocation entry, frees the budget, and lets the student be
 /// awarded again. Nothing is updated in place.

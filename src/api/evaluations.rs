@@ -12,7 +12,7 @@ use crate::policy::{Decision, Student};
 use crate::service::preview::Subject;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct EvaluationRequest {
     /// A record to evaluate inline (validated, not stored). Give this or `student_id`.
     #[schema(value_type = Option<Student>)]
@@ -25,10 +25,11 @@ pub struct EvaluationRequest {
     #[schema(value_type = Option<String>, format = Date)]
     pub as_of: Option<NaiveDate>,
 }
+crate::objects_only!(EvaluationRequest, Serialize);
 
 /// The request with the record already typed (not yet validated).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 struct TypedRequest {
     student: Option<Box<Student>>,
     student_id: Option<String>,
@@ -36,6 +37,7 @@ struct TypedRequest {
     #[serde(default, deserialize_with = "crate::policy::student::optional_date")]
     as_of: Option<NaiveDate>,
 }
+crate::objects_only!(TypedRequest);
 
 /// One pass over the body for a well-formed request. A malformed one is parsed again the slow
 /// way, record apart, only to say precisely what is wrong (the field, line and column).

@@ -10,13 +10,14 @@ use super::AppState;
 use crate::service::access::{KeyRecord, NewKey, Role};
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub role: Role,
     /// Required for awarders: the sponsor whose policies the key may act on.
     pub sponsor: Option<String>,
     pub name: Option<String>,
 }
+crate::objects_only!(CreateKeyRequest, Serialize);
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct KeyList {

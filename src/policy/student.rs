@@ -158,7 +158,7 @@ impl WorkBasedLearningKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Endorsement {
     pub area: EndorsementArea,
     pub status: EndorsementStatus,
@@ -170,9 +170,10 @@ pub struct Endorsement {
     #[schema(value_type = Option<String>, format = Date)]
     pub earned_on: Option<NaiveDate>,
 }
+crate::objects_only!(Endorsement, Serialize);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct EarlyCollegeCredit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub course: Option<String>,
@@ -182,9 +183,10 @@ pub struct EarlyCollegeCredit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub institution_id: Option<String>,
 }
+crate::objects_only!(EarlyCollegeCredit, Serialize);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct WorkBasedLearning {
     pub kind: WorkBasedLearningKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,9 +194,10 @@ pub struct WorkBasedLearning {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employer: Option<String>,
 }
+crate::objects_only!(WorkBasedLearning, Serialize);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct JobOffer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employer: Option<String>,
@@ -212,9 +215,10 @@ pub struct JobOffer {
     #[schema(value_type = Option<String>, format = Date)]
     pub offered_on: Option<NaiveDate>,
 }
+crate::objects_only!(JobOffer, Serialize);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Postsecondary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub institution_id: Option<String>,
@@ -223,19 +227,21 @@ pub struct Postsecondary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub term: Option<String>,
 }
+crate::objects_only!(Postsecondary, Serialize);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Demographics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub race_ethnicity: Option<Vec<String>>,
 }
+crate::objects_only!(Demographics, Serialize);
 
 /// One student's record. Only `student_id` is required.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct Student {
     /// 1-64 characters of `A-Za-z0-9._-`.
     #[schema(example = "IL-000123")]
@@ -268,6 +274,7 @@ pub struct Student {
     #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,
 }
+crate::objects_only!(Student, Serialize);
 
 /// `YYYY-MM-DD` read without chrono's general parser (records and scripts hold many dates).
 pub fn fast_date(text: &str) -> Option<NaiveDate> {

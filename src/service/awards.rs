@@ -35,7 +35,7 @@ pub struct Actor {
 
 /// `POST /v1/awards` body.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct AwardRequest {
     pub student_id: String,
     pub policy_id: String,
@@ -44,6 +44,7 @@ pub struct AwardRequest {
     #[schema(value_type = Option<String>, format = Date)]
     pub as_of: Option<NaiveDate>,
 }
+crate::objects_only!(AwardRequest, Serialize);
 
 /// Where the decision sits in the ledger.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -104,13 +105,14 @@ pub struct AwardReceipt {
 /// A program's budget limits: `total_cents` for scholarships, `max_awards` for waivers.
 /// Absent limits mean unlimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct BudgetLimits {
     #[serde(default)]
     pub total_cents: Option<i64>,
     #[serde(default)]
     pub max_awards: Option<i64>,
 }
+crate::objects_only!(BudgetLimits, Serialize);
 
 /// A recorded revocation.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

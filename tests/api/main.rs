@@ -11,4 +11,5 @@ mod hostile;
 mod operations;
 mod policies;
 mod resilience;
+mod shapes;
 mod students;
