@@ -45,9 +45,14 @@ fn idempotency_key(req: &HttpRequest) -> Result<String, ApiError> {
 /// once-per-student and the budget and appends the decision to the ledger. `201` for a new
 /// decision (granted or denied); the same `Idempotency-Key` with the same body returns the
 /// original response; with a different body, `422`.
+///
+/// Rules that depend on stored data: the student and the policy must exist (`404`), and a
+/// version of the policy must be in effect on `as_of` (`422` otherwise). An awarder key acts
+/// only on its own sponsor's policies (`403`).
 #[utoipa::path(
     post, path = "/v1/awards", tag = "awards",
-    params(("Idempotency-Key" = String, Header, description = "Unique per request (1-255 visible ASCII); kept 7 days")),
+    params(("Idempotency-Key" = String, Header, description = "Unique per request (1-255 visible ASCII); kept 7 days",
+        min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7E]{1,255}$")),
     request_body = AwardRequest,
     responses(
         (status = 201, description = "A new decision, granted or denied", body = AwardResponse),
@@ -82,7 +87,12 @@ pub async fn create_award(
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct RevokeRequest {
-    /// Why the award is revoked (recorded in the ledger).
+    /// Why the award is revoked (recorded in the ledger): 1-1000 characters, not all blank.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = "[^\\x09-\\x0D\\x20\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub reason: String,
 }
 crate::objects_only!(RevokeRequest, Serialize);

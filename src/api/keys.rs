@@ -13,8 +13,20 @@ use crate::service::access::{KeyRecord, NewKey, Role};
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct CreateKeyRequest {
     pub role: Role,
-    /// Required for awarders: the sponsor whose policies the key may act on.
+    /// Required for awarders, refused for the other roles: the sponsor whose policies the key
+    /// may act on (1-128 characters).
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "[^\\x09-\\x0D\\x20\\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub sponsor: Option<String>,
+    /// 1-128 printable characters, not all blank (default: "<role> key").
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub name: Option<String>,
 }
 crate::objects_only!(CreateKeyRequest, Serialize);

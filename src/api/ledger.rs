@@ -17,16 +17,28 @@ pub struct LedgerParams {
     pub policy_id: Option<String>,
     pub student_id: Option<String>,
     /// `granted`, `denied` or `revoked`.
+    #[param(value_type = Option<LedgerOutcome>)]
     pub outcome: Option<String>,
     /// Entries recorded at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
     /// Entries recorded before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<i64>,
     /// Page size, 1-1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
+}
+
+/// The outcomes a ledger entry records (for the `outcome` filter's documented values).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerOutcome {
+    Granted,
+    Denied,
+    Revoked,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -45,7 +45,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .insert_header(("Location", "/docs/"))
             .finish()
     })))
-    .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::openapi()));
+    .service(match openapi::document_value() {
+        Ok(doc) => SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/openapi.json", doc),
+        // Serialization of the document is tested; should it ever fail, serve it as derived.
+        Err(e) => {
+            tracing::error!(error = %e, "cannot refine the OpenAPI document");
+            SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi::openapi())
+        }
+    });
 }
 
 /// A running server: the port it listens on and the future that serves.

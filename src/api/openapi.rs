@@ -6,6 +6,8 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::Modify;
 
+use crate::service::access::Role;
+
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -14,6 +16,7 @@ use utoipa::Modify;
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     security(("bearer" = [])),
+    components(schemas(super::ledger::LedgerOutcome)),
     tags(
         (name = "students", description = "Student records"),
         (name = "evaluations", description = "Previews: what a student qualifies for and what is missing"),
@@ -103,9 +106,58 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The document as JSON, with the rules the derives cannot state added by [`refine`].
+pub fn document_value() -> Result<serde_json::Value, serde_json::Error> {
+    let mut doc = serde_json::to_value(openapi())?;
+    refine(&mut doc);
+    Ok(doc)
+}
+
+/// Rules between fields, which OpenAPI 3.1 states with `oneOf`/`anyOf` and the derives cannot
+/// write. Rules it cannot state at all (they depend on stored data) are in the operations'
+/// descriptions.
+fn refine(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let schemas = &mut doc["components"]["schemas"];
+    // A preview names its student inline or by id: exactly one.
+    schemas["EvaluationRequest"]["oneOf"] = json!([
+        {"required": ["student"],
+         "properties": {"student": {"type": "object"}, "student_id": {"type": "null"}}},
+        {"required": ["student_id"],
+         "properties": {"student_id": {"type": "string"}, "student": {"type": "null"}}}
+    ]);
+    // A budget gives at least one limit.
+    schemas["BudgetLimits"]["anyOf"] = json!([
+        {"required": ["total_cents"], "properties": {"total_cents": {"type": "integer"}}},
+        {"required": ["max_awards"], "properties": {"max_awards": {"type": "integer"}}}
+    ]);
+    // Roles bound to a sponsor must name one; the others must not.
+    let (bound, free): (Vec<Role>, Vec<Role>) =
+        Role::ALL.into_iter().partition(|r| r.bound_to_sponsor());
+    let names = |roles: Vec<Role>| roles.into_iter().map(Role::as_str).collect::<Vec<_>>();
+    schemas["CreateKeyRequest"]["oneOf"] = json!([
+        {"required": ["role", "sponsor"],
+         "properties": {"role": {"enum": names(bound)}, "sponsor": {"type": "string"}}},
+        {"required": ["role"],
+         "properties": {"role": {"enum": names(free)}, "sponsor": {"type": "null"}}}
+    ]);
+    // PUT takes the record with `student_id` optional (the path names the student).
+    let mut update = schemas["Student"].clone();
+    if let Some(required) = update["required"].as_array_mut() {
+        required.retain(|f| f != "student_id");
+    }
+    update["description"] = json!(
+        "A student record for PUT: `student_id` may be omitted; when given it must equal the \
+         path's id (a rule between the body and the path, which OpenAPI cannot state)."
+    );
+    schemas["StudentUpdate"] = update;
+    doc["paths"]["/v1/students/{id}"]["put"]["requestBody"]["content"]["application/json"]
+        ["schema"] = json!({"$ref": "#/components/schemas/StudentUpdate"});
+}
+
 /// The document as pretty JSON with a trailing newline.
 pub fn document() -> Result<String, serde_json::Error> {
-    let mut s = openapi().to_pretty_json()?;
+    let mut s = serde_json::to_string_pretty(&document_value()?)?;
     s.push('\n');
     Ok(s)
 }

@@ -111,6 +111,9 @@ pub async fn get_policy(
 }
 
 /// Set a program's budget: `total_cents` for scholarships, `max_awards` for waivers.
+///
+/// A rule that depends on the stored policy: a tuition waiver has no money amount, so
+/// `total_cents` is refused for one (`422`; use `max_awards`).
 #[utoipa::path(
     put, path = "/v1/policies/{id}/budget", tag = "policies",
     params(("id" = String, Path, description = "Policy id")),

@@ -63,9 +63,12 @@ pub struct ImportResponse {
 }
 
 /// Store (create or replace) a student record.
+///
+/// A rule between the body and the path: a `student_id` given in the body must equal the
+/// path's id (`422` otherwise).
 #[utoipa::path(
     put, path = "/v1/students/{id}", tag = "students",
-    params(("id" = String, Path, description = "Student id (1-64 of A-Za-z0-9._-)")),
+    params(("id" = String, Path, description = "Student id (1-64 of A-Za-z0-9._-)", pattern = "^[A-Za-z0-9._-]{1,64}$")),
     request_body(content = Student, description = "The record; `student_id` may be omitted or must match the path"),
     responses(
         (status = 201, description = "Created", body = StudentResponse),
@@ -158,6 +161,9 @@ pub async fn list_students(
 /// Import many records: a JSON array (`application/json`), NDJSON (`application/x-ndjson`)
 /// or CSV (`text/csv`, columns in the README). Valid rows are stored in one transaction;
 /// each refused row is reported with its line and reason.
+///
+/// A CSV body needs a header row of known columns, `student_id` among them (`422` otherwise):
+/// a rule about the text that OpenAPI cannot state.
 #[utoipa::path(
     post, path = "/v1/students/import", tag = "students",
     request_body(description = "JSON array, NDJSON (one record a line) or CSV (header row; columns in the README)",

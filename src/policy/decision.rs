@@ -105,6 +105,7 @@ pub struct Decision {
     pub sponsor: String,
     pub award: Award,
     #[schema(value_type = String, format = Date)]
+    #[serde(serialize_with = "super::engine::serialize_date")]
     pub as_of: NaiveDate,
     pub outcome: Outcome,
     pub reasons: Vec<Reason>,

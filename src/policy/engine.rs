@@ -261,6 +261,12 @@ pub fn date_text(d: NaiveDate) -> String {
     s
 }
 
+/// A date as serde writes `NaiveDate` (`YYYY-MM-DD`), without the formatting machinery: every
+/// decision in a response carries one.
+pub fn serialize_date<S: serde::Serializer>(d: &NaiveDate, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&date_text(*d))
+}
+
 /// Appends `YYYY-MM-DD` to `out` (the hot path writes dates into messages).
 fn push_date(out: &mut String, d: NaiveDate) {
     use chrono::Datelike;
@@ -1064,6 +1070,34 @@ mod helper_tests {
                 BTreeSet::from([h.name.to_string()]),
                 "{}",
                 h.name
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    use chrono::NaiveDate;
+
+    #[derive(serde::Serialize)]
+    struct Ours(#[serde(serialize_with = "super::serialize_date")] NaiveDate);
+
+    /// Responses and ledger entries keep chrono's exact text for every date.
+    #[test]
+    fn dates_serialize_as_chrono_does() {
+        for (y, m, d) in [
+            (2024, 6, 1),
+            (1, 1, 1),
+            (0, 2, 29),
+            (-5, 12, 31),
+            (9999, 12, 31),
+            (12_345, 2, 3),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+            assert_eq!(
+                serde_json::to_string(&Ours(date)).unwrap_or_default(),
+                serde_json::to_string(&date).unwrap_or_default(),
+                "{date:?}"
             );
         }
     }

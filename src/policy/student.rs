@@ -176,11 +176,15 @@ crate::objects_only!(Endorsement, Serialize);
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct EarlyCollegeCredit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub course: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub subject: Option<String>,
+    #[schema(minimum = 0, maximum = 10000)]
     pub credit_hours: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub institution_id: Option<String>,
 }
 crate::objects_only!(EarlyCollegeCredit, Serialize);
@@ -190,8 +194,10 @@ crate::objects_only!(EarlyCollegeCredit, Serialize);
 pub struct WorkBasedLearning {
     pub kind: WorkBasedLearningKind,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 10000)]
     pub hours: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub employer: Option<String>,
 }
 crate::objects_only!(WorkBasedLearning, Serialize);
@@ -200,9 +206,11 @@ crate::objects_only!(WorkBasedLearning, Serialize);
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct JobOffer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub employer: Option<String>,
     /// NAICS code, 2 to 6 digits (manufacturing is 31-33).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9]{2,6}$")]
     pub naics: Option<String>,
     /// Whether the employer is local. Absent means unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,10 +229,12 @@ crate::objects_only!(JobOffer, Serialize);
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct Postsecondary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub institution_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<PostsecondaryStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub term: Option<String>,
 }
 crate::objects_only!(Postsecondary, Serialize);
@@ -233,8 +243,10 @@ crate::objects_only!(Postsecondary, Serialize);
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct Demographics {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub gender: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 200, schema_with = race_ethnicity_schema)]
     pub race_ethnicity: Option<Vec<String>>,
 }
 crate::objects_only!(Demographics, Serialize);
@@ -244,9 +256,10 @@ crate::objects_only!(Demographics, Serialize);
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct Student {
     /// 1-64 characters of `A-Za-z0-9._-`.
-    #[schema(example = "IL-000123")]
+    #[schema(example = "IL-000123", pattern = "^[A-Za-z0-9._-]{1,64}$")]
     pub student_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub school_id: Option<String>,
     #[serde(
         default,
@@ -256,12 +269,16 @@ pub struct Student {
     #[schema(value_type = Option<String>, format = Date)]
     pub graduation_date: Option<NaiveDate>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 200)]
     pub endorsements: Option<Vec<Endorsement>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 200)]
     pub early_college_credits: Option<Vec<EarlyCollegeCredit>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 200)]
     pub work_based_learning: Option<Vec<WorkBasedLearning>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_items = 200)]
     pub job_offers: Option<Vec<JobOffer>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postsecondary: Option<Postsecondary>,
@@ -269,12 +286,31 @@ pub struct Student {
     pub payee_preference: Option<PayeePreference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demographics: Option<Demographics>,
-    /// Free-form extras; policies may read them, validation does not interpret them.
+    /// Free-form extras; policies may read them, validation does not interpret them. At most
+    /// 16 KiB as JSON (a size OpenAPI cannot state).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(value_type = Object)]
     pub attributes: BTreeMap<String, serde_json::Value>,
 }
 crate::objects_only!(Student, Serialize);
+
+/// `race_ethnicity`'s schema: up to 200 free-form values, each like any other text field.
+fn race_ethnicity_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(MAX_TEXT_CHARS))
+                .pattern(Some(TEXT_PATTERN)),
+        )
+        .max_items(Some(MAX_LIST_ITEMS))
+        .build()
+}
+
+/// What a text field may hold, as an OpenAPI pattern: no control characters.
+pub const TEXT_PATTERN: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
 
 /// `YYYY-MM-DD` read without chrono's general parser (records and scripts hold many dates).
 pub fn fast_date(text: &str) -> Option<NaiveDate> {

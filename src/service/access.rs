@@ -231,7 +231,9 @@ pub fn create_key(
                 format!("an {} key needs a sponsor", r.as_str()),
             ))
         }
-        (r, Some(s)) if r.bound_to_sponsor() && (s.trim().is_empty() || s.len() > 128) => {
+        (r, Some(s))
+            if r.bound_to_sponsor() && (s.trim().is_empty() || s.chars().count() > 128) =>
+        {
             return Err(ServiceError::invalid("sponsor", "must be 1-128 characters"))
         }
         (r, Some(_)) if !r.bound_to_sponsor() => {

@@ -108,8 +108,10 @@ pub struct AwardReceipt {
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct BudgetLimits {
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub total_cents: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub max_awards: Option<i64>,
 }
 crate::objects_only!(BudgetLimits, Serialize);
