@@ -206,3 +206,29 @@ impl Service {
         blocking(move || store.ping().map_err(ServiceError::from)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store invariant broken is internal (never a conflict), and keeps its cause.
+    #[test]
+    fn store_errors_keep_their_cause_and_only_conflicts_are_conflicts() {
+        let e = ServiceError::from(StoreError::Invariant("program p was not locked".into()));
+        assert!(matches!(e, ServiceError::Internal { .. }));
+        assert!(
+            e.chain().contains("program p was not locked"),
+            "{}",
+            e.chain()
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        assert!(matches!(
+            ServiceError::from(StoreError::Conflict("changed".into())),
+            ServiceError::Conflict(_)
+        ));
+        assert!(matches!(
+            ServiceError::from(StoreError::Unavailable("down".into())),
+            ServiceError::Unavailable(_)
+        ));
+    }
+}

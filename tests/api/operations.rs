@@ -325,3 +325,98 @@ fn the_layers_depend_one_way() {
     }
     assert!(offences.is_empty(), "{}", offences.join("\n"));
 }
+
+/// The document states the rules the service applies wherever OpenAPI 3.1 can say them (#13);
+/// schemathesis in `.ci/run` holds the service to them with its acceptance checks.
+#[test]
+fn the_document_states_the_rules_the_service_applies() {
+    let doc: Value = serde_json::from_str(&eligo::api::openapi::document().unwrap()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let ledger = &doc["paths"]["/v1/ledger"]["get"]["parameters"];
+    let outcome = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "outcome")
+        .unwrap();
+    assert_eq!(
+        outcome["schema"]["$ref"],
+        "#/components/schemas/LedgerOutcome"
+    );
+    assert_eq!(
+        schemas["LedgerOutcome"]["enum"],
+        json!(["granted", "denied", "revoked"])
+    );
+    let key = &doc["paths"]["/v1/awards"]["post"]["parameters"][0];
+    assert_eq!(key["name"], "Idempotency-Key");
+    assert_eq!(key["schema"]["maxLength"], 255);
+    assert!(key["schema"]["pattern"].is_string());
+    let reason = &schemas["RevokeRequest"]["properties"]["reason"];
+    assert_eq!(
+        (reason["minLength"].clone(), reason["maxLength"].clone()),
+        (json!(1), json!(1000))
+    );
+    assert_eq!(
+        schemas["EvaluationRequest"]["oneOf"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        schemas["CreateKeyRequest"]["oneOf"][0]["properties"]["role"]["enum"],
+        json!(["awarder"])
+    );
+    assert_eq!(
+        schemas["BudgetLimits"]["anyOf"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(schemas["Student"]["required"], json!(["student_id"]));
+    assert!(schemas["StudentUpdate"]["required"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        doc["paths"]["/v1/students/{id}"]["put"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/StudentUpdate"
+    );
+    let props = &schemas["Student"]["properties"];
+    assert_eq!(props["student_id"]["pattern"], "^[A-Za-z0-9._-]{1,64}$");
+    assert_eq!(props["endorsements"]["maxItems"], 200);
+    assert_eq!(
+        schemas["JobOffer"]["properties"]["naics"]["pattern"],
+        "^[0-9]{2,6}$"
+    );
+    // Rules that depend on stored data are in the descriptions.
+    let budget = doc["paths"]["/v1/policies/{id}/budget"]["put"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(budget.contains("tuition waiver"), "{budget}");
+}
+
+/// Values at the edges of what the document allows are accepted (nothing valid is refused).
+#[tokio::test]
+async fn values_at_the_documented_limits_are_accepted() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let text = "x".repeat(256);
+    let record = json!({
+        "student_id": "a".repeat(64),
+        "school_id": text,
+        "job_offers": [{"naics": "31"}, {"naics": "336111"}],
+        "early_college_credits": [{"credit_hours": 0}, {"credit_hours": 10000}],
+        "demographics": {"race_ethnicity": vec!["r"; 200]},
+    });
+    let res = app.put_student(&"a".repeat(64), &record).await;
+    assert_eq!(res.status().as_u16(), 201);
+    let res = app
+        .client
+        .post(app.url("/v1/keys"))
+        .json(&json!({"role": "awarder", "sponsor": "é".repeat(128), "name": format!(" n {}", "ü".repeat(125))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+}
