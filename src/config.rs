@@ -34,6 +34,10 @@ pub struct Settings {
     /// Database connections in the pool.
     #[arg(long, env = "ELIGO_DB_CONNECTIONS", default_value_t = 8)]
     pub db_connections: u32,
+    /// Mark the pages' cookies `Secure`: set it when a TLS proxy serves eligo (requests that
+    /// arrive over TLS get `Secure` cookies anyway).
+    #[arg(long, env = "ELIGO_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
 }
 
 impl Settings {
@@ -48,6 +52,7 @@ impl Settings {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             db_connections: 8,
+            secure_cookies: false,
         }
     }
 }

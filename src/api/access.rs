@@ -8,7 +8,7 @@ use actix_web::middleware::Next;
 use actix_web::{web, Error, HttpMessage, HttpRequest};
 
 use super::error::ApiError;
-use super::routes::{self, Access, Route};
+use super::routes::{self, Access, Kind, Route};
 use super::AppState;
 use crate::service::access::{Caller, Role};
 
@@ -74,6 +74,10 @@ pub async fn authenticate(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let row = match declared(&req) {
+        Declared::Row(row) if row.kind == Kind::Page => {
+            authorize_page(&req, row).await?;
+            return next.call(req).await;
+        }
         Declared::Row(row) if row.access == Access::Open => return next.call(req).await,
         Declared::Documentation => return next.call(req).await,
         Declared::NotServed if !req.path().starts_with("/v1") => return next.call(req).await,
@@ -113,6 +117,42 @@ pub async fn authenticate(
     }
     req.extensions_mut().insert(caller);
     next.call(req).await
+}
+
+/// A page row: the session cookie says who is asking; a refusal is a page. An open page still
+/// learns who is signed in, if anyone.
+async fn authorize_page(req: &ServiceRequest, row: &Route) -> Result<(), Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(ApiError::internal("the application state is missing").into());
+    };
+    let session = match crate::pages::session_token(req) {
+        Some(token) => state
+            .service
+            .session(&token)
+            .await
+            .map_err(crate::pages::PageError::from)?,
+        None => None,
+    };
+    match (row.access, session) {
+        (Access::Roles(_), None) => Err(crate::pages::PageError::unauthorized(
+            "You are not signed in, or your session has ended. Sign in with your access key.",
+        )
+        .into()),
+        (Access::Roles(_), Some(s)) if !row.allows(s.caller.role) => {
+            Err(crate::pages::PageError::forbidden(format!(
+                "A {} key may not open this page ({} {}).",
+                s.caller.role.as_str(),
+                row.method,
+                row.path
+            ))
+            .into())
+        }
+        (_, Some(s)) => {
+            req.extensions_mut().insert(s);
+            Ok(())
+        }
+        (Access::Open, None) => Ok(()),
+    }
 }
 
 /// The caller of a `/v1` request (set by `authenticate`).

@@ -96,6 +96,7 @@ impl Application {
                         .error_handler(|err, _req| ApiError::not_found(err.to_string()).into()),
                 )
                 .wrap(middleware::from_fn(access::authenticate))
+                .wrap(middleware::from_fn(crate::pages::security_headers))
                 .wrap(middleware::from_fn(observe::observe))
                 .configure(routes)
                 .default_service(web::to(|req: actix_web::HttpRequest| async move {

@@ -10,6 +10,7 @@ use actix_web::{web, HttpResponse};
 
 use super::error::ApiError;
 use super::{awards, evaluations, health, keys, ledger, policies, students};
+use crate::pages;
 use crate::service::access::Role;
 
 use Role::{Admin, Auditor, Awarder, Counselor};
@@ -34,16 +35,26 @@ pub enum Scope {
     Sponsor,
 }
 
+/// Who a route serves, and so how a caller proves who they are and how a refusal looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The JSON API: a bearer key; refusals are problem documents; documented in OpenAPI.
+    Api,
+    /// A page for people: a session cookie; refusals are pages.
+    Page,
+}
+
 /// One route: method, path pattern, handler, roles and sponsor scope.
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub access: Access,
     pub scope: Scope,
+    pub kind: Kind,
     /// The handler, as actix registers it.
     handler: fn() -> actix_web::Route,
-    /// Adds the handler's operation (from its `#[utoipa::path]`) to the document.
-    pub(super) document: fn(&mut utoipa::openapi::OpenApi),
+    /// Adds the handler's operation (from its `#[utoipa::path]`) to the document (API routes).
+    pub(super) document: Option<fn(&mut utoipa::openapi::OpenApi)>,
 }
 
 impl Route {
@@ -63,6 +74,7 @@ impl std::fmt::Debug for Route {
             .field("path", &self.path)
             .field("access", &self.access)
             .field("scope", &self.scope)
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -98,9 +110,25 @@ macro_rules! route {
                 path: $path,
                 access: $access,
                 scope: $scope,
+                kind: Kind::Api,
                 handler: || web::route().method(Method::$method).to($module::$handler),
-                document: document::<$module::[<__path_ $handler>]>,
+                document: Some(document::<$module::[<__path_ $handler>]>),
             }
+        }
+    };
+}
+
+/// A page of the table: `page!(GET "/path", module::handler, access)`.
+macro_rules! page {
+    ($method:ident $path:literal, $($handler:ident)::+, $access:expr) => {
+        Route {
+            method: Method::$method,
+            path: $path,
+            access: $access,
+            scope: Scope::Any,
+            kind: Kind::Page,
+            handler: || web::route().method(Method::$method).to($($handler)::+),
+            document: None,
         }
     };
 }
@@ -139,6 +167,18 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         route!(GET "/v1/keys", keys::list_keys, ADMIN, Any),
         route!(POST "/v1/keys", keys::create_key, ADMIN, Any),
         route!(POST "/v1/keys/{id}/revoke", keys::revoke_key, ADMIN, Any),
+        // Pages for people (signed in with a session cookie).
+        page!(GET "/", pages::session::home, OPEN),
+        page!(POST "/sign-in", pages::session::sign_in, OPEN),
+        page!(POST "/sign-out", pages::session::sign_out, EVERY_KEY),
+        page!(GET "/assets/{file}", pages::asset, OPEN),
+        page!(GET "/students", pages::students::search, STUDENTS),
+        page!(GET "/students/{id}", pages::students::student, STUDENTS),
+        page!(POST "/students/{id}/try", pages::students::try_change, STUDENTS),
+        page!(GET "/preview", pages::students::preview_form, STUDENTS),
+        page!(POST "/preview", pages::students::preview, STUDENTS),
+        page!(GET "/schools/{id}", pages::students::school, STUDENTS),
+        page!(GET "/schools/{id}/students.csv", pages::students::school_csv, STUDENTS),
     ]
 });
 
@@ -208,12 +248,19 @@ mod tests {
     }
 
     #[test]
-    fn every_v1_route_needs_a_key_and_open_routes_are_operations() {
+    fn every_v1_route_needs_a_key_and_is_documented() {
         for r in ROUTES.iter() {
             match r.access {
                 Access::Open => assert!(!r.path.starts_with("/v1"), "{} is open", r.path),
                 Access::Roles(roles) => assert!(!roles.is_empty(), "{} has no role", r.path),
             }
+            assert_eq!(r.kind == Kind::Api, r.document.is_some(), "{}", r.path);
+            assert_eq!(
+                r.kind == Kind::Api,
+                r.path.starts_with("/v1") || ["/healthz", "/readyz", "/metrics"].contains(&r.path),
+                "{}",
+                r.path
+            );
         }
     }
 

@@ -47,6 +47,8 @@ pub struct ListParams {
     pub cursor: Option<String>,
     /// Only students of this school.
     pub school_id: Option<String>,
+    /// Only students whose id starts with this.
+    pub id_prefix: Option<String>,
     /// Page size, 1-500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
@@ -150,7 +152,7 @@ pub async fn list_students(
     let p = params.into_inner();
     let page = state
         .service
-        .list_students(p.cursor, p.school_id, p.limit)
+        .list_students(p.cursor, p.school_id, p.id_prefix, p.limit)
         .await?;
     Ok(HttpResponse::Ok().json(StudentPage {
         items: page.items.into_iter().map(StudentResponse::from).collect(),

@@ -367,6 +367,8 @@ impl Service {
         let store = self.store().clone();
         let result = blocking(move || {
             if store.revoke_key(&key_id)? {
+                // Its sessions end too (a session of a revoked key is refused anyway).
+                store.delete_sessions_of(&key_id)?;
                 Ok(())
             } else {
                 Err(ServiceError::NotFound {

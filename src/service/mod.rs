@@ -4,9 +4,11 @@
 pub mod access;
 pub mod awards;
 pub mod import;
+pub mod incentives;
 pub mod ledger;
 pub mod policies;
 pub mod preview;
+pub mod sessions;
 pub mod students;
 
 use std::sync::{Arc, RwLock};

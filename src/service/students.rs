@@ -96,10 +96,14 @@ impl Service {
         .await
     }
 
+    /// A page of records in id order: after `cursor`, of `school_id`, with ids starting with
+    /// `id_prefix` (compared exactly: SQLite's LIKE ignores ASCII case, so its extra rows are
+    /// dropped here).
     pub async fn list_students(
         &self,
         cursor: Option<String>,
         school_id: Option<String>,
+        id_prefix: Option<String>,
         limit: Option<i64>,
     ) -> Result<Page, ServiceError> {
         let limit = limit.unwrap_or(DEFAULT_PAGE);
@@ -112,13 +116,21 @@ impl Service {
         let store = self.store().clone();
         blocking(move || {
             // One more than asked tells whether there is a next page.
-            let mut items =
-                store.list_students(cursor.as_deref(), school_id.as_deref(), limit + 1)?;
+            let mut items = store.list_students(
+                cursor.as_deref(),
+                school_id.as_deref(),
+                id_prefix.as_deref(),
+                limit + 1,
+            )?;
             let more = items.len() as i64 > limit;
             items.truncate(limit as usize);
             let next_cursor = more
                 .then(|| items.last().map(|s| s.student.student_id.clone()))
                 .flatten();
+            // After the cursor is taken, so a dropped row never ends the paging early.
+            if let Some(p) = &id_prefix {
+                items.retain(|s| s.student.student_id.starts_with(p.as_str()));
+            }
             Ok(Page { items, next_cursor })
         })
         .await

@@ -7,6 +7,7 @@ pub mod keys;
 pub mod ledger;
 pub mod policies;
 pub mod schema;
+pub mod sessions;
 pub mod students;
 
 use chrono::{DateTime, SecondsFormat, Utc};

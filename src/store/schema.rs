@@ -103,3 +103,13 @@ diesel::table! {
         revoked_at -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Text,
+        key_id -> Text,
+        csrf_token -> Text,
+        created_at -> Text,
+        last_seen_at -> Text,
+    }
+}

@@ -105,14 +105,18 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Records in id order after `after`, optionally of one school.
+    /// Records in id order after `after`, optionally of one school and with ids starting with
+    /// `id_prefix`.
     pub fn list_students(
         &self,
         after: Option<&str>,
         school_id: Option<&str>,
+        id_prefix: Option<&str>,
         limit: i64,
     ) -> Result<Vec<StoredStudent>, StoreError> {
         let mut conn = self.conn()?;
+        // Ids are `A-Za-z0-9._-`: only `_` is special to LIKE, and it is escaped.
+        let pattern = id_prefix.map(|p| format!("{}%", p.replace('_', "\\_")));
         let rows: Vec<Row> = with_conn!(&mut *conn, |c| {
             let mut q = students::table.into_boxed();
             if let Some(a) = after {
@@ -120,6 +124,9 @@ impl Store {
             }
             if let Some(s) = school_id {
                 q = q.filter(students::school_id.eq(s));
+            }
+            if let Some(p) = &pattern {
+                q = q.filter(students::student_id.like(p).escape('\\'));
             }
             q.order(students::student_id.asc())
                 .limit(limit)

@@ -1,7 +1,7 @@
 //! Keys, roles and sponsor scope: every route × every role, as the README's table says.
 
 use actix_web::http::Method;
-use eligo::api::routes::{Access, Scope, ROUTES};
+use eligo::api::routes::{Access, Kind, Route, Scope, ROUTES};
 use eligo::service::access::Role;
 use serde_json::{json, Value};
 
@@ -76,21 +76,9 @@ async fn call(
     body: Option<Value>,
     n: usize,
 ) -> u16 {
-    let url = app.url(path);
-    let mut rb = match method {
-        "GET" => client.get(url),
-        "PUT" => client.put(url),
-        "POST" => client.post(url),
-        "DELETE" => client.delete(url),
-        _ => unreachable!(),
-    };
-    if path == "/v1/awards" {
-        rb = rb.header("idempotency-key", format!("acl-{n}"));
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    rb.send().await.unwrap().status().as_u16()
+    let key = (path == "/v1/awards").then(|| format!("acl-{n}"));
+    let method = Method::from_bytes(method.as_bytes()).unwrap();
+    send(client, app, &method, path, body, key).await
 }
 
 #[tokio::test]
@@ -489,6 +477,7 @@ struct Matrix {
     role: Role,
     own_sponsor: bool,
     client: reqwest::Client,
+    secret: String,
 }
 
 /// A request that the route `method path` serves successfully for a caller it allows, acting on
@@ -581,6 +570,7 @@ async fn the_route_table_decides_who_may_call_each_route() {
                 role,
                 own_sponsor: *own_sponsor,
                 client: client_with_key(&secret),
+                secret,
             });
         }
     }
@@ -590,8 +580,13 @@ async fn the_route_table_decides_who_may_call_each_route() {
     for row in ROUTES.iter() {
         for caller in &callers {
             n += 1;
-            let (path, body, key) = sample(&app, &row.method, row.path, n).await;
-            let status = send(&caller.client, &app, &row.method, &path, body, key).await;
+            let status = if row.kind == Kind::Page {
+                page_status(&app, row, Some(&caller.secret), n).await
+            } else {
+                let (path, body, key) = sample(&app, &row.method, row.path, n).await;
+                send(&caller.client, &app, &row.method, &path, body, key).await
+            };
+            let path = row.path;
             let allowed = row.allows(caller.role)
                 && (row.scope == Scope::Any
                     || !caller.role.bound_to_sponsor()
@@ -616,8 +611,13 @@ async fn the_route_table_decides_who_may_call_each_route() {
             }
         }
         n += 1;
-        let (path, body, key) = sample(&app, &row.method, row.path, n).await;
-        let status = send(&anonymous, &app, &row.method, &path, body, key).await;
+        let (path, status) = if row.kind == Kind::Page {
+            (row.path.to_string(), page_status(&app, row, None, n).await)
+        } else {
+            let (path, body, key) = sample(&app, &row.method, row.path, n).await;
+            let status = send(&anonymous, &app, &row.method, &path, body, key).await;
+            (path, status)
+        };
         let expected = if row.access == Access::Open { 200 } else { 401 };
         if status != expected {
             failures.push(format!(
@@ -627,6 +627,108 @@ async fn the_route_table_decides_who_may_call_each_route() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A browser-like client: keeps cookies, follows redirects.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+/// The CSRF token in a page's forms.
+fn csrf_of(html: &str) -> Option<String> {
+    let at = html.find(r#"name="csrf" value=""#)? + r#"name="csrf" value=""#.len();
+    Some(html[at..].split('"').next()?.to_string())
+}
+
+/// A browser signed in with `secret` (a fresh session), and its forms' CSRF token.
+async fn signed_in(app: &TestApp, secret: &str) -> (reqwest::Client, String) {
+    let b = browser();
+    let form = b
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&form).expect("the sign-in form carries a CSRF token");
+    let home = b
+        .post(app.url("/sign-in"))
+        .form(&[("key", secret), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status().as_u16(), 200, "signing in");
+    let csrf = csrf_of(&home.text().await.unwrap()).expect("signed-in pages carry a CSRF token");
+    (b, csrf)
+}
+
+/// What a page row answers a browser signed in with `secret` (or signed out), for a request it
+/// would serve: the status after redirects.
+async fn page_status(app: &TestApp, row: &Route, secret: Option<&str>, n: usize) -> u16 {
+    let s = format!("PG-{n}");
+    app.put_student(&s, &qualifying_student(&s)).await;
+    let (b, csrf) = match secret {
+        Some(secret) => signed_in(app, secret).await,
+        None => (browser(), String::new()),
+    };
+    if row.path == "/sign-in" {
+        // Open: anyone may sign in with a valid key and the form's token.
+        let admin_secret = crate::helpers::new_key(&app.database_url, Role::Counselor, None);
+        let fresh = browser();
+        let form = fresh
+            .get(app.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let token = csrf_of(&form).unwrap();
+        let res = fresh
+            .post(app.url("/sign-in"))
+            .form(&[("key", admin_secret.as_str()), ("csrf", &token)])
+            .send()
+            .await
+            .unwrap();
+        return res.status().as_u16();
+    }
+    let (path, form): (String, Vec<(&str, String)>) = match (row.method.as_str(), row.path) {
+        ("GET", "/" | "/students" | "/preview") => (row.path.into(), vec![]),
+        ("GET", "/assets/{file}") => ("/assets/eligo.css".into(), vec![]),
+        ("POST", "/sign-out") => (row.path.into(), vec![("csrf", csrf)]),
+        ("GET", "/students/{id}") => (format!("/students/{s}"), vec![]),
+        ("POST", "/students/{id}/try") => (
+            format!("/students/{s}/try"),
+            vec![
+                ("csrf", csrf),
+                ("college", "jjc".into()),
+                ("college_status", "enrolled".into()),
+            ],
+        ),
+        ("POST", "/preview") => (
+            row.path.into(),
+            vec![
+                ("csrf", csrf),
+                ("record", qualifying_student(&s).to_string()),
+            ],
+        ),
+        ("GET", "/schools/{id}") => ("/schools/d204".into(), vec![]),
+        ("GET", "/schools/{id}/students.csv") => ("/schools/d204/students.csv".into(), vec![]),
+        _ => panic!(
+            "no sample request for the page {} {}: add one here so the access matrix covers it",
+            row.method, row.path
+        ),
+    };
+    let rb = if row.method == Method::POST {
+        b.post(app.url(&path)).form(&form)
+    } else {
+        b.get(app.url(&path))
+    };
+    rb.send().await.unwrap().status().as_u16()
 }
 
 async fn send(
@@ -665,6 +767,7 @@ async fn the_table_and_the_openapi_document_name_the_same_routes() {
         .collect();
     let table: std::collections::BTreeSet<(String, String)> = ROUTES
         .iter()
+        .filter(|r| r.kind == Kind::Api)
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     assert_eq!(documented, table);

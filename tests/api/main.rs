@@ -9,6 +9,7 @@ mod awards;
 mod evaluations;
 mod hostile;
 mod operations;
+mod pages;
 mod policies;
 mod resilience;
 mod shapes;
