@@ -530,7 +530,11 @@ pub async fn preview(
         Err(e) => {
             return html_with(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                page(Some(("as_of".into(), e)), String::new(), vec![]),
+                page(
+                    Some(("as_of".into(), format!("as_of: {e}"))),
+                    String::new(),
+                    vec![],
+                ),
             )
         }
     };

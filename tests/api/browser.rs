@@ -1,0 +1,272 @@
+//! The pages in headless Chromium (Debian's `chromium` and `chromium-driver`) through WebDriver:
+//! sign in, search, open a student, read a missing item, try a change, paste a bad record and
+//! see the field error, sign out and be refused. Each page is checked with axe-core (no
+//! `serious` or `critical` violation) and saved as a screenshot under `target/screenshots/`.
+//! Without Chromium the test says that it skips; under CI (`CI` set) a missing tool fails it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+
+use crate::helpers::{new_key, qualifying_student, spawn_app, Backend};
+use eligo::service::access::Role;
+
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let path = std::env::var_os(env).map_or_else(|| PathBuf::from(default), PathBuf::from);
+    path.exists().then_some(path)
+}
+
+fn axe_path() -> PathBuf {
+    std::env::var_os("ELIGO_AXE_JS").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/axe/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    )
+}
+
+/// The tools, or `None` after saying why the test skips (failing instead under CI).
+fn tools() -> Option<(PathBuf, PathBuf, String)> {
+    let driver = tool("ELIGO_CHROMEDRIVER", "/usr/bin/chromedriver");
+    let chromium = tool("ELIGO_CHROMIUM", "/usr/bin/chromium");
+    let axe = std::fs::read_to_string(axe_path()).ok();
+    match (driver, chromium, axe) {
+        (Some(d), Some(c), Some(a)) => Some((d, c, a)),
+        missing => {
+            let why = format!(
+                "needs chromedriver, chromium and axe-core ({}); found: driver {}, chromium {}, axe {}",
+                axe_path().display(),
+                missing.0.is_some(),
+                missing.1.is_some(),
+                missing.2.is_some()
+            );
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run the browser tests: {why}"
+            );
+            use std::io::Write;
+            let _ = writeln!(std::io::stderr(), "SKIPPED (browser): {why}");
+            None
+        }
+    }
+}
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
+
+async fn start_browser(driver: &Path, chromium: &Path, profile: &Path) -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let caps: serde_json::Map<String, Value> = serde_json::from_value(json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                     "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                     format!("--user-data-dir={}", profile.display()), "--window-size=1280,1400"]
+        }
+    }))
+    .unwrap();
+    for _ in 0..100 {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        if let Ok(client) = ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await
+        {
+            return (driver, client);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not start");
+}
+
+/// Runs axe-core on the page; fails on any serious or critical violation. Saves a screenshot.
+async fn check(c: &Client, axe: &str, name: &str) {
+    c.execute(axe, vec![]).await.unwrap();
+    let found = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document).then(r => done(r.violations.map(v =>
+               ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map(n => n.target.join(' '))}))))
+             .catch(e => done([{id: 'axe-error', impact: 'critical', help: String(e)}]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let bad: Vec<&Value> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.png")),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    assert!(bad.is_empty(), "{name}: accessibility violations: {bad:#?}");
+}
+
+/// Clicks what `locator` finds and waits until the next page has loaded.
+async fn click_and_load(c: &Client, locator: Locator<'_>) {
+    c.execute("window.eligoOldPage = true;", vec![]).await.unwrap();
+    c.find(locator).await.unwrap().click().await.unwrap();
+    for _ in 0..200 {
+        let loaded = c
+            .execute(
+                "return window.eligoOldPage === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .unwrap_or(Value::Bool(false));
+        if loaded == Value::Bool(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the next page did not load");
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_counselor_uses_the_pages_in_a_browser() {
+    let Some((driver, chromium, axe)) = tools() else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let mut ready = qualifying_student("BR-1");
+    ready["school_id"] = json!("d204");
+    app.put_student("BR-1", &ready).await;
+    let mut progress = qualifying_student("BR-2");
+    progress["school_id"] = json!("d204");
+    progress["endorsements"] =
+        json!([{"area": "manufacturing_engineering_technology_trades", "status": "in_progress"}]);
+    progress["postsecondary"] = json!({"status": "applied"});
+    app.put_student("BR-2", &progress).await;
+    let secret = new_key(&app.database_url, Role::Counselor, None);
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&driver, &chromium, profile.path()).await;
+
+    // Sign in.
+    c.goto(&app.url("/")).await.unwrap();
+    check(&c, &axe, "sign-in").await;
+    c.find(Locator::Id("key"))
+        .await
+        .unwrap()
+        .send_keys(&secret)
+        .await
+        .unwrap();
+    click_and_load(&c, Locator::Css("form[action='/sign-in'] button")).await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/students");
+
+    // Search.
+    c.find(Locator::Id("q"))
+        .await
+        .unwrap()
+        .send_keys("BR")
+        .await
+        .unwrap();
+    click_and_load(&c, Locator::Css("form[role='search'] button")).await;
+    let table = text_of(&c, "table.list").await;
+    assert!(table.contains("BR-1") && table.contains("BR-2"), "{table}");
+    check(&c, &axe, "search").await;
+
+    // Open the in-progress student and read what is missing.
+    click_and_load(&c, Locator::LinkText("BR-2")).await;
+    assert_eq!(c.current_url().await.unwrap().path(), "/students/BR-2");
+    let missing = text_of(&c, "ul.missing li").await;
+    assert!(!missing.is_empty());
+    let page = text_of(&c, "main").await;
+    assert!(page.contains("still in progress"), "{page}");
+    check(&c, &axe, "student").await;
+
+    // Try a change: the endorsement earned and enrolment at IVCC.
+    c.find(Locator::Id("endorsement"))
+        .await
+        .unwrap()
+        .select_by_value("manufacturing_engineering_technology_trades")
+        .await
+        .unwrap();
+    c.find(Locator::Id("college"))
+        .await
+        .unwrap()
+        .send_keys("ivcc")
+        .await
+        .unwrap();
+    click_and_load(&c, Locator::Css("form[action$='/try'] button")).await;
+    let notice = text_of(&c, "p.notice").await;
+    assert!(notice.contains("Nothing was stored"), "{notice}");
+    assert!(
+        text_of(&c, "p.summary").await.starts_with('3')
+            || text_of(&c, "p.summary").await.starts_with('2')
+    );
+    check(&c, &axe, "try-a-change").await;
+
+    // The same page on a phone.
+    c.set_window_size(390, 1400).await.unwrap();
+    c.goto(&app.url("/students/BR-2")).await.unwrap();
+    check(&c, &axe, "student-phone").await;
+    c.set_window_size(1280, 1400).await.unwrap();
+
+    // Paste a bad record: the error names the field, next to the box.
+    c.goto(&app.url("/preview")).await.unwrap();
+    check(&c, &axe, "preview").await;
+    c.find(Locator::Id("record"))
+        .await
+        .unwrap()
+        .send_keys(r#"{"student_id": "P-1", "graduation_date": "soon"}"#)
+        .await
+        .unwrap();
+    click_and_load(&c, Locator::Css("form[action='/preview'] button")).await;
+    let error = text_of(&c, "#record-error").await;
+    assert!(error.contains("graduation_date"), "{error}");
+    check(&c, &axe, "preview-error").await;
+
+    // The school list.
+    c.goto(&app.url("/schools/d204")).await.unwrap();
+    assert!(text_of(&c, "table.list").await.contains("BR-1"));
+    check(&c, &axe, "school").await;
+
+    // Sign out, and be refused.
+    click_and_load(&c, Locator::Css("form.sign-out button")).await;
+    c.goto(&app.url("/students")).await.unwrap();
+    let refused = text_of(&c, "main").await;
+    assert!(refused.contains("not signed in"), "{refused}");
+    check(&c, &axe, "signed-out").await;
+    c.close().await.unwrap();
+}
