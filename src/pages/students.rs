@@ -416,8 +416,7 @@ async fn student_page(
         Ok(c) => (c, Vec::new()),
         Err(errors) => (Change::default(), errors),
     };
-    let stored = state.service.get_student(student_id.clone()).await?;
-    let result = state
+    let (stored, result) = state
         .service
         .incentives(student_id.clone(), as_of, &change)
         .await?;

@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 
 use super::preview::{PreviewResult, Subject};
+use super::students::StoredStudent;
 use super::{Service, ServiceError};
 use crate::policy::student::{
     Endorsement, EndorsementArea, EndorsementStatus, JobOffer, Postsecondary, PostsecondaryStatus,
@@ -100,25 +101,27 @@ impl Change {
 }
 
 impl Service {
-    /// Every incentive in effect on `as_of` for a stored student, ranked for reading, from one
-    /// evaluation; with `change`, for the record as changed (nothing is stored).
+    /// A stored student and every incentive in effect on `as_of`, ranked for reading: one read
+    /// and one evaluation. With `change`, for the record as changed (nothing is stored).
     pub async fn incentives(
         &self,
         student_id: String,
         as_of: NaiveDate,
         change: &Change,
-    ) -> Result<PreviewResult, ServiceError> {
-        let subject = if change.is_empty() {
-            Subject::Stored(student_id)
+    ) -> Result<(StoredStudent, PreviewResult), ServiceError> {
+        let stored = self.get_student(student_id).await?;
+        let student = if change.is_empty() {
+            stored.student.clone()
         } else {
-            let stored = self.get_student(student_id).await?;
-            let changed = change.apply(stored.student);
+            let changed = change.apply(stored.student.clone());
             changed.validate().map_err(ServiceError::InvalidRecord)?;
-            Subject::Inline(Box::new(changed))
+            changed
         };
-        let mut result = self.preview(subject, None, as_of).await?;
+        let mut result = self
+            .preview(Subject::Inline(Box::new(student)), None, as_of)
+            .await?;
         rank(&mut result.decisions);
-        Ok(result)
+        Ok((stored, result))
     }
 }
 

@@ -136,7 +136,9 @@ async fn check(c: &Client, axe: &str, name: &str) {
 
 /// Clicks what `locator` finds and waits until the next page has loaded.
 async fn click_and_load(c: &Client, locator: Locator<'_>) {
-    c.execute("window.eligoOldPage = true;", vec![]).await.unwrap();
+    c.execute("window.eligoOldPage = true;", vec![])
+        .await
+        .unwrap();
     c.find(locator).await.unwrap().click().await.unwrap();
     for _ in 0..200 {
         let loaded = c
@@ -237,10 +239,44 @@ async fn a_counselor_uses_the_pages_in_a_browser() {
     );
     check(&c, &axe, "try-a-change").await;
 
+    // Printed for a meeting with the family: without the navigation and the forms.
+    let hidden_in_print = c
+        .execute(
+            "const rules = [...document.styleSheets].flatMap(s => [...s.cssRules]);
+             const print = rules.filter(r => r.media && [...r.media].includes('print'))
+               .flatMap(r => [...r.cssRules]);
+             const hides = sel => print.some(r => (r.selectorText || '').split(',')
+               .map(s => s.trim()).includes(sel) && r.style.display === 'none');
+             return hides('.top') && hides('.no-print');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hidden_in_print,
+        json!(true),
+        "the print style hides the navigation and forms"
+    );
+    let pdf = c
+        .print(fantoccini::wd::PrintConfiguration::default())
+        .await
+        .unwrap();
+    assert!(pdf.starts_with(b"%PDF"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+    std::fs::write(dir.join("try-a-change-printed.pdf"), pdf).unwrap();
+
     // The same page on a phone.
     c.set_window_size(390, 1400).await.unwrap();
     c.goto(&app.url("/students/BR-2")).await.unwrap();
     check(&c, &axe, "student-phone").await;
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, json!(0), "the page scrolls sideways on a phone");
     c.set_window_size(1280, 1400).await.unwrap();
 
     // Paste a bad record: the error names the field, next to the box.
