@@ -104,35 +104,48 @@ pub struct NewKey {
 /// How long a known key is trusted without asking the database again.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Known keys by secret digest. An entry is trusted for `KEY_CACHE_TTL` after its look-up and
-/// never longer. Past half that age, the first request to notice starts one look-up in the
-/// background while requests go on using the entry, so a busy key is re-checked about every
-/// 50 ms by one look-up instead of by every request in flight when it expires (which, at
-/// thousands of previews a second, put a burst of database look-ups on every expiry).
-#[derive(Default)]
-pub struct KeyCache {
-    inner: std::sync::Mutex<KeyCacheInner>,
+/// Known keys by secret digest (see [`TrustCache`]).
+pub type KeyCache = TrustCache<std::sync::Arc<Caller>>;
+
+/// What the database said about a secret (a key's, a session's), by the secret's digest. An
+/// entry is trusted for `KEY_CACHE_TTL` after its look-up and never longer. Past half that age,
+/// the first request to notice starts one look-up in the background while requests go on using
+/// the entry, so a busy key is re-checked about every 50 ms by one look-up instead of by every
+/// request in flight when it expires (which, at thousands of previews a second, put a burst of
+/// database look-ups on every expiry).
+pub struct TrustCache<V> {
+    inner: std::sync::Mutex<TrustCacheInner<V>>,
 }
 
-#[derive(Default)]
-struct KeyCacheInner {
-    entries: std::collections::HashMap<[u8; 32], KeyEntry>,
+impl<V> Default for TrustCache<V> {
+    fn default() -> Self {
+        Self {
+            inner: std::sync::Mutex::new(TrustCacheInner {
+                entries: Default::default(),
+                generation: 0,
+            }),
+        }
+    }
+}
+
+struct TrustCacheInner<V> {
+    entries: std::collections::HashMap<[u8; 32], TrustEntry<V>>,
     /// Bumped by `clear`: a look-up that started before a revocation must not store its answer.
     generation: u64,
 }
 
-struct KeyEntry {
-    caller: std::sync::Arc<Caller>,
+struct TrustEntry<V> {
+    value: V,
     at: std::time::Instant,
     refreshing: bool,
 }
 
-/// What the cache says about a key.
+/// What the cache says about a secret.
 /// `generation`: the cache's, to store a look-up's answer under.
-enum Cached {
+pub(crate) enum Cached<V> {
     /// Trusted; `refresh` asks the caller to start the background look-up.
     Hit {
-        caller: std::sync::Arc<Caller>,
+        value: V,
         refresh: bool,
         generation: u64,
     },
@@ -140,8 +153,8 @@ enum Cached {
     Miss(u64),
 }
 
-impl KeyCache {
-    fn get(&self, digest: &[u8; 32]) -> Cached {
+impl<V: Clone> TrustCache<V> {
+    pub(crate) fn get(&self, digest: &[u8; 32]) -> Cached<V> {
         let Ok(mut inner) = self.inner.lock() else {
             return Cached::Miss(u64::MAX);
         };
@@ -152,7 +165,7 @@ impl KeyCache {
                 let refresh = !e.refreshing && age >= KEY_CACHE_TTL / 2;
                 e.refreshing |= refresh;
                 Cached::Hit {
-                    caller: e.caller.clone(),
+                    value: e.value.clone(),
                     refresh,
                     generation,
                 }
@@ -162,7 +175,7 @@ impl KeyCache {
     }
 
     /// Stores a look-up's answer, unless the cache was cleared since it started.
-    fn store(&self, digest: [u8; 32], found: Option<&std::sync::Arc<Caller>>, generation: u64) {
+    pub(crate) fn store(&self, digest: [u8; 32], found: Option<&V>, generation: u64) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
@@ -170,14 +183,14 @@ impl KeyCache {
             return;
         }
         match found {
-            Some(caller) => {
+            Some(value) => {
                 if inner.entries.len() >= 10_000 {
                     inner.entries.clear();
                 }
                 inner.entries.insert(
                     digest,
-                    KeyEntry {
-                        caller: caller.clone(),
+                    TrustEntry {
+                        value: value.clone(),
                         at: std::time::Instant::now(),
                         refreshing: false,
                     },
@@ -190,7 +203,7 @@ impl KeyCache {
     }
 
     /// Forgets a failed background look-up, so a later request tries again.
-    fn refresh_failed(&self, digest: &[u8; 32]) {
+    pub(crate) fn refresh_failed(&self, digest: &[u8; 32]) {
         if let Ok(mut inner) = self.inner.lock() {
             if let Some(e) = inner.entries.get_mut(digest) {
                 e.refreshing = false;
@@ -198,7 +211,7 @@ impl KeyCache {
         }
     }
 
-    /// Forgets every key (after a revocation).
+    /// Forgets everything (after a revocation or a sign-out on this process).
     pub fn clear(&self) {
         if let Ok(mut inner) = self.inner.lock() {
             inner.entries.clear();
@@ -208,7 +221,7 @@ impl KeyCache {
 }
 
 /// The SHA-256 digest of a secret (the cache's key).
-fn secret_digest(secret: &str) -> [u8; 32] {
+pub(crate) fn secret_digest(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
@@ -296,14 +309,14 @@ impl Service {
         let digest = secret_digest(secret);
         let generation = match self.key_cache.get(&digest) {
             Cached::Hit {
-                caller,
+                value,
                 refresh,
                 generation,
             } => {
                 if refresh {
                     self.refresh_key_in_background(digest, generation);
                 }
-                return Ok(Some(caller));
+                return Ok(Some(value));
             }
             Cached::Miss(generation) => generation,
         };
@@ -379,6 +392,7 @@ impl Service {
         })
         .await;
         self.key_cache.clear();
+        self.session_cache.clear();
         result
     }
 
@@ -429,16 +443,14 @@ mod tests {
         })
     }
 
-    fn hit(cached: Cached) -> Option<(String, bool)> {
+    fn hit(cached: Cached<Arc<Caller>>) -> Option<(String, bool)> {
         match cached {
-            Cached::Hit {
-                caller, refresh, ..
-            } => Some((caller.key_id.clone(), refresh)),
+            Cached::Hit { value, refresh, .. } => Some((value.key_id.clone(), refresh)),
             Cached::Miss(_) => None,
         }
     }
 
-    fn generation(cached: Cached) -> u64 {
+    fn generation(cached: Cached<Arc<Caller>>) -> u64 {
         match cached {
             Cached::Hit { generation, .. } | Cached::Miss(generation) => generation,
         }

@@ -124,6 +124,7 @@ pub struct Service {
     registry: Arc<RwLock<Arc<Registry>>>,
     awards: awards::AwardQueue,
     key_cache: Arc<access::KeyCache>,
+    session_cache: Arc<access::TrustCache<Arc<sessions::Session>>>,
 }
 
 thread_local! {
@@ -185,6 +186,7 @@ impl Service {
         Ok(Self {
             awards: awards::AwardQueue::start(store.clone()),
             key_cache: Default::default(),
+            session_cache: Default::default(),
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),
         })

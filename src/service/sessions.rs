@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::access::{Caller, Role};
+use std::sync::Arc;
+
+use super::access::{secret_digest, Cached, Caller, Role};
 use super::{blocking, Service, ServiceError};
 use crate::store::sessions::StoredSession;
 use crate::store::{parse_timestamp, timestamp_text};
@@ -75,12 +77,49 @@ impl Service {
     }
 
     /// The live session with this token: `None` when it is unknown, expired (idle or absolute)
-    /// or its key was revoked.
+    /// or its key was revoked. Answers are trusted for at most `KEY_CACHE_TTL` (0.1 s), like
+    /// keys: a sign-out or revocation on this process takes effect at once, on another within
+    /// that time; a busy session is re-read by one background look-up, not by every request.
     pub async fn session(&self, token: &str) -> Result<Option<Session>, ServiceError> {
         if token.is_empty() || token.len() > 128 {
             return Ok(None);
         }
-        let hash = token_hash(token);
+        let digest = secret_digest(token);
+        let generation = match self.session_cache.get(&digest) {
+            Cached::Hit {
+                value,
+                refresh,
+                generation,
+            } => {
+                if refresh {
+                    let service = self.clone();
+                    tokio::spawn(async move {
+                        match service.lookup_session(digest).await {
+                            Ok(found) => {
+                                let found = found.map(Arc::new);
+                                service
+                                    .session_cache
+                                    .store(digest, found.as_ref(), generation);
+                            }
+                            Err(e) => {
+                                tracing::warn!("refreshing a cached session failed: {e}");
+                                service.session_cache.refresh_failed(&digest);
+                            }
+                        }
+                    });
+                }
+                return Ok(Some(Session::clone(&value)));
+            }
+            Cached::Miss(generation) => generation,
+        };
+        let found = self.lookup_session(digest).await?.map(Arc::new);
+        self.session_cache.store(digest, found.as_ref(), generation);
+        Ok(found.map(|s| Session::clone(&s)))
+    }
+
+    /// The live session with this token digest, from the store (ending an expired one).
+    async fn lookup_session(&self, digest: [u8; 32]) -> Result<Option<Session>, ServiceError> {
+        let hash = hex::encode(digest);
         let store = self.store().clone();
         blocking(move || {
             let Some((s, key)) = store.session(&hash)? else {
@@ -118,6 +157,8 @@ impl Service {
     pub async fn sign_out(&self, token: &str) -> Result<(), ServiceError> {
         let hash = token_hash(token);
         let store = self.store().clone();
-        blocking(move || Ok(store.delete_session(&hash)?)).await
+        let result = blocking(move || Ok(store.delete_session(&hash)?)).await;
+        self.session_cache.clear();
+        result
     }
 }
