@@ -307,39 +307,53 @@ impl Service {
         secret: &str,
     ) -> Result<Option<std::sync::Arc<Caller>>, ServiceError> {
         let digest = secret_digest(secret);
-        let generation = match self.key_cache.get(&digest) {
+        self.trusted(
+            |s| &s.key_cache,
+            digest,
+            |s, d| async move { Ok(s.lookup_key(d).await?.map(std::sync::Arc::new)) },
+        )
+        .await
+    }
+
+    /// `lookup`'s answer for `digest` through `cache`: an entry younger than `KEY_CACHE_TTL` is
+    /// trusted (and past half that age re-read once in the background); otherwise the look-up
+    /// runs now and its answer is stored.
+    pub(crate) async fn trusted<V, L, Fut>(
+        &self,
+        cache: fn(&Service) -> &TrustCache<V>,
+        digest: [u8; 32],
+        lookup: L,
+    ) -> Result<Option<V>, ServiceError>
+    where
+        V: Clone + Send + Sync + 'static,
+        L: Fn(Service, [u8; 32]) -> Fut + Copy + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<V>, ServiceError>> + Send + 'static,
+    {
+        let generation = match cache(self).get(&digest) {
             Cached::Hit {
                 value,
                 refresh,
                 generation,
             } => {
                 if refresh {
-                    self.refresh_key_in_background(digest, generation);
+                    let service = self.clone();
+                    tokio::spawn(async move {
+                        match lookup(service.clone(), digest).await {
+                            Ok(found) => cache(&service).store(digest, found.as_ref(), generation),
+                            Err(e) => {
+                                tracing::warn!("refreshing a cached look-up failed: {e}");
+                                cache(&service).refresh_failed(&digest);
+                            }
+                        }
+                    });
                 }
                 return Ok(Some(value));
             }
             Cached::Miss(generation) => generation,
         };
-        let found = self.lookup_key(digest).await?.map(std::sync::Arc::new);
-        self.key_cache.store(digest, found.as_ref(), generation);
+        let found = lookup(self.clone(), digest).await?;
+        cache(self).store(digest, found.as_ref(), generation);
         Ok(found)
-    }
-
-    /// Looks a cached key up again without making a request wait for it.
-    fn refresh_key_in_background(&self, digest: [u8; 32], generation: u64) {
-        let service = self.clone();
-        tokio::spawn(async move {
-            match service.lookup_key(digest).await {
-                Ok(found) => {
-                    let found = found.map(std::sync::Arc::new);
-                    service.key_cache.store(digest, found.as_ref(), generation);
-                }
-                Err(e) => {
-                    tracing::warn!("refreshing a cached key failed: {e}");
-                    service.key_cache.refresh_failed(&digest);
-                }
-            }
-        });
     }
 
     /// The active key with this secret digest, from the store.

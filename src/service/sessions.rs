@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use std::sync::Arc;
 
-use super::access::{secret_digest, Cached, Caller, Role};
+use super::access::{secret_digest, Caller, Role};
 use super::{blocking, Service, ServiceError};
 use crate::store::sessions::StoredSession;
 use crate::store::{parse_timestamp, timestamp_text};
@@ -85,35 +85,13 @@ impl Service {
             return Ok(None);
         }
         let digest = secret_digest(token);
-        let generation = match self.session_cache.get(&digest) {
-            Cached::Hit {
-                value,
-                refresh,
-                generation,
-            } => {
-                if refresh {
-                    let service = self.clone();
-                    tokio::spawn(async move {
-                        match service.lookup_session(digest).await {
-                            Ok(found) => {
-                                let found = found.map(Arc::new);
-                                service
-                                    .session_cache
-                                    .store(digest, found.as_ref(), generation);
-                            }
-                            Err(e) => {
-                                tracing::warn!("refreshing a cached session failed: {e}");
-                                service.session_cache.refresh_failed(&digest);
-                            }
-                        }
-                    });
-                }
-                return Ok(Some(Session::clone(&value)));
-            }
-            Cached::Miss(generation) => generation,
-        };
-        let found = self.lookup_session(digest).await?.map(Arc::new);
-        self.session_cache.store(digest, found.as_ref(), generation);
+        let found = self
+            .trusted(
+                |s| &s.session_cache,
+                digest,
+                |s, d| async move { Ok(s.lookup_session(d).await?.map(Arc::new)) },
+            )
+            .await?;
         Ok(found.map(|s| Session::clone(&s)))
     }
 

@@ -5,7 +5,10 @@ use eligo::api::routes::{Access, Kind, Route, Scope, ROUTES};
 use eligo::service::access::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{client_with_key, problem, qualifying_student, spawn_app, Backend, TestApp};
+use crate::helpers::{
+    browser, client_with_key, csrf_of, problem, qualifying_student, sign_in_browser, spawn_app,
+    Backend, TestApp,
+};
 
 const IMA: &str = "ima-mett-scholarship";
 
@@ -629,50 +632,13 @@ async fn the_route_table_decides_who_may_call_each_route() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// A browser-like client: keeps cookies, follows redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
-
-/// The CSRF token in a page's forms.
-fn csrf_of(html: &str) -> Option<String> {
-    let at = html.find(r#"name="csrf" value=""#)? + r#"name="csrf" value=""#.len();
-    Some(html[at..].split('"').next()?.to_string())
-}
-
-/// A browser signed in with `secret` (a fresh session), and its forms' CSRF token.
-async fn signed_in(app: &TestApp, secret: &str) -> (reqwest::Client, String) {
-    let b = browser();
-    let form = b
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_of(&form).expect("the sign-in form carries a CSRF token");
-    let home = b
-        .post(app.url("/sign-in"))
-        .form(&[("key", secret), ("csrf", &csrf)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(home.status().as_u16(), 200, "signing in");
-    let csrf = csrf_of(&home.text().await.unwrap()).expect("signed-in pages carry a CSRF token");
-    (b, csrf)
-}
-
 /// What a page row answers a browser signed in with `secret` (or signed out), for a request it
 /// would serve: the status after redirects.
 async fn page_status(app: &TestApp, row: &Route, secret: Option<&str>, n: usize) -> u16 {
     let s = format!("PG-{n}");
     app.put_student(&s, &qualifying_student(&s)).await;
     let (b, csrf) = match secret {
-        Some(secret) => signed_in(app, secret).await,
+        Some(secret) => sign_in_browser(app, secret).await,
         None => (browser(), String::new()),
     };
     if row.path == "/sign-in" {

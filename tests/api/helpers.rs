@@ -420,3 +420,41 @@ impl Drop for Process {
         self.kill();
     }
 }
+
+/// A browser-like client: keeps cookies, follows redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .expect("client")
+}
+
+/// The CSRF token in a page's forms.
+pub fn csrf_of(html: &str) -> Option<String> {
+    let field = r#"name="csrf" value=""#;
+    let at = html.find(field)? + field.len();
+    Some(html[at..].split('"').next()?.to_string())
+}
+
+/// A browser signed in with `secret` (a fresh session), and its forms' CSRF token.
+pub async fn sign_in_browser(app: &TestApp, secret: &str) -> (reqwest::Client, String) {
+    let b = browser();
+    let form = b
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_of(&form).expect("the sign-in form carries a CSRF token");
+    let home = b
+        .post(app.url("/sign-in"))
+        .form(&[("key", secret), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status().as_u16(), 200, "signing in");
+    let csrf = csrf_of(&home.text().await.unwrap()).expect("signed-in pages carry a CSRF token");
+    (b, csrf)
+}

@@ -3,43 +3,15 @@
 
 use serde_json::json;
 
-use crate::helpers::{new_key, qualifying_student, spawn_app, tamper, Backend, TestApp};
+use crate::helpers::{
+    browser, csrf_of, new_key, qualifying_student, sign_in_browser, spawn_app, tamper, Backend,
+    TestApp,
+};
 use eligo::service::access::Role;
 
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
-}
-
-fn csrf_of(html: &str) -> String {
-    let at =
-        html.find(r#"name="csrf" value=""#).expect("a CSRF field") + r#"name="csrf" value=""#.len();
-    html[at..].split('"').next().unwrap().to_string()
-}
-
-/// Signs a browser in; returns it and its forms' CSRF token.
+/// Signs a browser in with a new key of `role`; returns it and its forms' CSRF token.
 async fn sign_in(app: &TestApp, role: Role) -> (reqwest::Client, String) {
-    let secret = new_key(&app.database_url, role, None);
-    let b = browser();
-    let form = b
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let res = b
-        .post(app.url("/sign-in"))
-        .form(&[("key", secret.as_str()), ("csrf", &csrf_of(&form))])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status().as_u16(), 200);
-    let page = res.text().await.unwrap();
-    (b, csrf_of(&page))
+    sign_in_browser(app, &new_key(&app.database_url, role, None)).await
 }
 
 #[tokio::test]
@@ -70,7 +42,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_pages_send_the_security_head
     let res = plain
         .post(app.url("/sign-in"))
         .header("cookie", &token)
-        .form(&[("key", secret.as_str()), ("csrf", &csrf_of(&form))])
+        .form(&[("key", secret.as_str()), ("csrf", &csrf_of(&form).unwrap())])
         .send()
         .await
         .unwrap();
@@ -128,7 +100,7 @@ async fn a_bad_key_is_told_next_to_the_field_and_no_session_is_made() {
         .unwrap();
     let res = b
         .post(app.url("/sign-in"))
-        .form(&[("key", "eligo_wrong"), ("csrf", &csrf_of(&form))])
+        .form(&[("key", "eligo_wrong"), ("csrf", &csrf_of(&form).unwrap())])
         .send()
         .await
         .unwrap();
