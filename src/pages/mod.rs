@@ -226,7 +226,12 @@ pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let page = req.match_pattern().is_some_and(|p| {
+    // The pattern the observe middleware matched (matching again costs a regex per request).
+    let pattern = match req.extensions().get::<crate::api::observe::RoutePattern>() {
+        Some(p) => p.0.clone(),
+        None => req.match_pattern(),
+    };
+    let page = pattern.is_some_and(|p| {
         crate::api::routes::ROUTES
             .iter()
             .any(|r| r.path == p && r.kind == crate::api::routes::Kind::Page)
