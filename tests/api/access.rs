@@ -6,8 +6,8 @@ use eligo::service::access::Role;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    browser, client_with_key, csrf_of, problem, qualifying_student, sign_in_browser, spawn_app,
-    Backend, TestApp,
+    browser, client_with_key, problem, qualifying_student, sign_in_browser, spawn_app,
+    submit_sign_in, Backend, TestApp,
 };
 
 const IMA: &str = "ima-mett-scholarship";
@@ -643,23 +643,8 @@ async fn page_status(app: &TestApp, row: &Route, secret: Option<&str>, n: usize)
     };
     if row.path == "/sign-in" {
         // Open: anyone may sign in with a valid key and the form's token.
-        let admin_secret = crate::helpers::new_key(&app.database_url, Role::Counselor, None);
-        let fresh = browser();
-        let form = fresh
-            .get(app.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let token = csrf_of(&form).unwrap();
-        let res = fresh
-            .post(app.url("/sign-in"))
-            .form(&[("key", admin_secret.as_str()), ("csrf", &token)])
-            .send()
-            .await
-            .unwrap();
+        let secret = crate::helpers::new_key(&app.database_url, Role::Counselor, None);
+        let res = submit_sign_in(&browser(), app, &secret).await;
         return res.status().as_u16();
     }
     let (path, form): (String, Vec<(&str, String)>) = match (row.method.as_str(), row.path) {

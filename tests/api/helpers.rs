@@ -436,9 +436,8 @@ pub fn csrf_of(html: &str) -> Option<String> {
     Some(html[at..].split('"').next()?.to_string())
 }
 
-/// A browser signed in with `secret` (a fresh session), and its forms' CSRF token.
-pub async fn sign_in_browser(app: &TestApp, secret: &str) -> (reqwest::Client, String) {
-    let b = browser();
+/// Signs browser `b` in with `key` through the sign-in form (its CSRF token included).
+pub async fn submit_sign_in(b: &reqwest::Client, app: &TestApp, key: &str) -> reqwest::Response {
     let form = b
         .get(app.url("/"))
         .send()
@@ -448,12 +447,17 @@ pub async fn sign_in_browser(app: &TestApp, secret: &str) -> (reqwest::Client, S
         .await
         .unwrap();
     let csrf = csrf_of(&form).expect("the sign-in form carries a CSRF token");
-    let home = b
-        .post(app.url("/sign-in"))
-        .form(&[("key", secret), ("csrf", &csrf)])
+    b.post(app.url("/sign-in"))
+        .form(&[("key", key), ("csrf", &csrf)])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// A browser signed in with `secret` (a fresh session), and its forms' CSRF token.
+pub async fn sign_in_browser(app: &TestApp, secret: &str) -> (reqwest::Client, String) {
+    let b = browser();
+    let home = submit_sign_in(&b, app, secret).await;
     assert_eq!(home.status().as_u16(), 200, "signing in");
     let csrf = csrf_of(&home.text().await.unwrap()).expect("signed-in pages carry a CSRF token");
     (b, csrf)

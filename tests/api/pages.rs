@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use crate::helpers::{
-    browser, csrf_of, new_key, qualifying_student, sign_in_browser, spawn_app, tamper, Backend,
-    TestApp,
+    browser, csrf_of, new_key, qualifying_student, sign_in_browser, spawn_app, submit_sign_in,
+    tamper, Backend, TestApp,
 };
 use eligo::service::access::Role;
 
@@ -90,20 +90,7 @@ async fn secure_cookies_when_told_the_service_is_behind_tls() {
 async fn a_bad_key_is_told_next_to_the_field_and_no_session_is_made() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let b = browser();
-    let form = b
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let res = b
-        .post(app.url("/sign-in"))
-        .form(&[("key", "eligo_wrong"), ("csrf", &csrf_of(&form).unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let res = submit_sign_in(&b, &app, "eligo_wrong").await;
     assert_eq!(res.status().as_u16(), 401);
     let page = res.text().await.unwrap();
     assert!(
