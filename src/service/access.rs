@@ -326,7 +326,7 @@ impl Service {
     ) -> Result<Option<V>, ServiceError>
     where
         V: Clone + Send + Sync + 'static,
-        L: Fn(Service, [u8; 32]) -> Fut + Copy + Send + 'static,
+        L: Fn(Service, [u8; 32]) -> Fut + Clone + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<V>, ServiceError>> + Send + 'static,
     {
         let generation = match cache(self).get(&digest) {
@@ -337,6 +337,7 @@ impl Service {
             } => {
                 if refresh {
                     let service = self.clone();
+                    let lookup = lookup.clone();
                     tokio::spawn(async move {
                         match lookup(service.clone(), digest).await {
                             Ok(found) => cache(&service).store(digest, found.as_ref(), generation),

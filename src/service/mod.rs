@@ -125,6 +125,7 @@ pub struct Service {
     awards: awards::AwardQueue,
     key_cache: Arc<access::KeyCache>,
     session_cache: Arc<access::TrustCache<Arc<sessions::Session>>>,
+    record_cache: Arc<access::TrustCache<Arc<students::StoredStudent>>>,
 }
 
 thread_local! {
@@ -187,6 +188,7 @@ impl Service {
             awards: awards::AwardQueue::start(store.clone()),
             key_cache: Default::default(),
             session_cache: Default::default(),
+            record_cache: Default::default(),
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),
         })

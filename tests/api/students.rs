@@ -171,3 +171,47 @@ on_both_backends! {
         problem(res, 415).await;
     }
 }
+
+/// A record read is trusted for at most 0.1 s: a write through this process is seen at once, a
+/// write by another (here, straight to the database) within that time.
+#[tokio::test]
+async fn a_record_read_is_fresh_within_a_tenth_of_a_second() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite)
+        .await
+        .unwrap();
+    let mut record = crate::helpers::qualifying_student("FR-1");
+    record["school_id"] = serde_json::json!("first");
+    app.put_student("FR-1", &record).await;
+    assert_eq!(
+        app.get_json("/v1/students/FR-1").await["student"]["school_id"],
+        "first"
+    );
+    record["school_id"] = serde_json::json!("school-two");
+    app.put_student("FR-1", &record).await;
+    assert_eq!(
+        app.get_json("/v1/students/FR-1").await["student"]["school_id"],
+        "school-two"
+    );
+    crate::helpers::tamper(
+        &app.database_url,
+        "UPDATE students SET record = replace(record, 'school-two', 'school-three') WHERE student_id = 'FR-1'",
+    );
+    tokio::time::sleep(
+        eligo::service::access::KEY_CACHE_TTL + std::time::Duration::from_millis(20),
+    )
+    .await;
+    let fresh = app.get_json("/v1/students/FR-1").await;
+    assert_eq!(fresh["student"]["school_id"], "school-three", "{fresh}");
+    app.client
+        .delete(app.url("/v1/students/FR-1"))
+        .send()
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .get(app.url("/v1/students/FR-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404, "a delete is seen at once");
+}
