@@ -300,6 +300,12 @@ async fn the_student_page_ranks_incentives_and_says_what_is_missing() {
         page.contains("What is missing") && page.contains("Passed:") && page.contains("Not met:")
     );
     assert!(page.contains("$500.00 scholarship"));
+    // The version and its effective dates are one click away (a disclosure).
+    assert!(page.contains("<summary>Policy version</summary>"));
+    assert!(
+        page.contains("version 2, in effect from 2023-07-01 (open-ended)"),
+        "{page}"
+    );
     // Try a change: enrolment at IVCC instead; nothing stored.
     let tried = b
         .post(app.url("/students/ST-1/try"))
@@ -403,4 +409,40 @@ async fn search_by_prefix_and_school_and_the_school_list_with_its_csv() {
     let mut lines = text.lines();
     assert!(lines.next().unwrap().starts_with("student_id,"));
     assert_eq!(lines.count(), 3);
+}
+
+#[tokio::test]
+async fn search_results_page_with_the_apis_cursor() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.seed_students("PG", 30).await;
+    let (b, _) = sign_in(&app, Role::Counselor).await;
+    let first = b
+        .get(app.url("/students?q=PG"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(first.matches("<th scope=\"row\">").count(), 25);
+    // The link's `&` is escaped in the HTML (askama writes `&#38;`).
+    let at = first
+        .find(r#"<a href="/students?q=PG"#)
+        .expect("a next-page link")
+        + 9;
+    let link = &first[at..];
+    let link = link[..link.find('"').unwrap()]
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    assert!(link.contains("cursor=PG-"), "{link}");
+    let second = b
+        .get(app.url(&link))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(second.matches("<th scope=\"row\">").count(), 5);
+    assert!(!second.contains("Next page"));
 }
