@@ -125,8 +125,11 @@ impl Application {
     /// (up to 10 s) before returning.
     pub async fn run_until_signalled(self) -> std::io::Result<()> {
         let handle = self.server.handle();
+        // The handlers are installed here, before the server serves its first request, not in
+        // the task: a signal that arrived before that task first ran could go unnoticed.
+        let signalled = signals()?;
         tokio::spawn(async move {
-            let name = wait_for_signal().await;
+            let name = signalled.await;
             tracing::info!("{name} received; finishing in-flight requests");
             handle.stop(true).await;
         });
@@ -134,24 +137,24 @@ impl Application {
     }
 }
 
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves with the first signal.
 #[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
+fn signals() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return "";
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
+fn signals() -> std::io::Result<impl std::future::Future<Output = &'static str>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    })
 }

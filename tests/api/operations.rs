@@ -180,13 +180,25 @@ impl JsonLogServer {
 
     /// Stops the server with SIGTERM; returns everything it logged.
     fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
         let stopped = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &pid])
             .status()
             .unwrap();
         assert!(stopped.success());
-        self.child.wait().unwrap();
-        std::fs::read_to_string(&self.log_path).unwrap()
+        // Bounded: a server that does not stop fails the test instead of hanging the suite.
+        for _ in 0..300 {
+            if self.child.try_wait().unwrap().is_some() {
+                return std::fs::read_to_string(&self.log_path).unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        panic!(
+            "the server did not stop within 15 s of SIGTERM:\n{}",
+            std::fs::read_to_string(&self.log_path).unwrap_or_default()
+        );
     }
 }
 
