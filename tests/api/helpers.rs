@@ -436,16 +436,20 @@ pub fn csrf_of(html: &str) -> Option<String> {
     Some(html[at..].split('"').next()?.to_string())
 }
 
-/// Signs browser `b` in with `key` through the sign-in form (its CSRF token included).
-pub async fn submit_sign_in(b: &reqwest::Client, app: &TestApp, key: &str) -> reqwest::Response {
-    let form = b
-        .get(app.url("/"))
+/// The body of the page at `path`, as browser `b` gets it.
+pub async fn page_text(b: &reqwest::Client, app: &TestApp, path: &str) -> String {
+    b.get(app.url(path))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Signs browser `b` in with `key` through the sign-in form (its CSRF token included).
+pub async fn submit_sign_in(b: &reqwest::Client, app: &TestApp, key: &str) -> reqwest::Response {
+    let form = page_text(b, app, "/").await;
     let csrf = csrf_of(&form).expect("the sign-in form carries a CSRF token");
     b.post(app.url("/sign-in"))
         .form(&[("key", key), ("csrf", &csrf)])

@@ -4,8 +4,8 @@
 use serde_json::json;
 
 use crate::helpers::{
-    browser, csrf_of, new_key, qualifying_student, sign_in_browser, spawn_app, submit_sign_in,
-    tamper, Backend, TestApp,
+    browser, csrf_of, new_key, page_text, qualifying_student, sign_in_browser, spawn_app,
+    submit_sign_in, tamper, Backend, TestApp,
 };
 use eligo::service::access::Role;
 
@@ -246,20 +246,8 @@ async fn record_text_is_escaped_everywhere() {
     );
     let (b, csrf) = sign_in(&app, Role::Counselor).await;
     for page in [
-        b.get(app.url("/students/XSS-1"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        b.get(app.url("/students?q=XSS"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
+        page_text(&b, &app, "/students/XSS-1").await,
+        page_text(&b, &app, "/students?q=XSS").await,
         b.post(app.url("/preview"))
             .form(&[("csrf", csrf.as_str()), ("record", &record.to_string())])
             .send()
@@ -284,14 +272,7 @@ async fn the_student_page_ranks_incentives_and_says_what_is_missing() {
     record["postsecondary"] = json!({"institution_id": "jjc", "status": "enrolled"});
     app.put_student("ST-1", &record).await;
     let (b, csrf) = sign_in(&app, Role::Counselor).await;
-    let page = b
-        .get(app.url("/students/ST-1?as_of=2024-06-01"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&b, &app, "/students/ST-1?as_of=2024-06-01").await;
     // Eligible first (IMA and JJC), the IVCC waiver after, with what is missing and marks in words.
     let ima = page.find("Manufacturing").unwrap_or(usize::MAX);
     let ivcc = page.find("Illinois Valley").unwrap();
@@ -352,46 +333,18 @@ async fn search_by_prefix_and_school_and_the_school_list_with_its_csv() {
         app.put_student(id, &r).await;
     }
     let (b, _) = sign_in(&app, Role::Counselor).await;
-    let page = b
-        .get(app.url("/students?q=AB"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&b, &app, "/students?q=AB").await;
     assert!(page.contains(">AB-1<") && page.contains(">AB-2<"));
     assert!(
         !page.contains(">ab-3<") && !page.contains(">CD-1<"),
         "prefix is exact"
     );
-    let page = b
-        .get(app.url("/students?q=AB&school_id=s1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page_text(&b, &app, "/students?q=AB&school_id=s1").await;
     assert!(page.contains(">AB-1<") && !page.contains(">AB-2<"));
-    let school = b
-        .get(app.url("/schools/s1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let school = page_text(&b, &app, "/schools/s1").await;
     assert!(school.contains(">AB-1<") && school.contains(">CD-1<") && !school.contains(">AB-2<"));
     assert!(school.contains("aria-sort=\"ascending\""));
-    let desc = b
-        .get(app.url("/schools/s1?sort=student_id&dir=desc"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let desc = page_text(&b, &app, "/schools/s1?sort=student_id&dir=desc").await;
     assert!(
         desc.find(">CD-1<").unwrap() < desc.find(">AB-1<").unwrap(),
         "sorted descending"
@@ -416,14 +369,7 @@ async fn search_results_page_with_the_apis_cursor() {
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     app.seed_students("PG", 30).await;
     let (b, _) = sign_in(&app, Role::Counselor).await;
-    let first = b
-        .get(app.url("/students?q=PG"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let first = page_text(&b, &app, "/students?q=PG").await;
     assert_eq!(first.matches("<th scope=\"row\">").count(), 25);
     // The link's `&` is escaped in the HTML (askama writes `&#38;`).
     let at = first
@@ -435,14 +381,7 @@ async fn search_results_page_with_the_apis_cursor() {
         .replace("&#38;", "&")
         .replace("&amp;", "&");
     assert!(link.contains("cursor=PG-"), "{link}");
-    let second = b
-        .get(app.url(&link))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let second = page_text(&b, &app, &link).await;
     assert_eq!(second.matches("<th scope=\"row\">").count(), 5);
     assert!(!second.contains("Next page"));
 }
