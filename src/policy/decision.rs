@@ -37,8 +37,10 @@ impl Outcome {
     }
 }
 
-/// How one criterion came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+/// How one criterion came out (ordered passed, failed, unknown).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Passed,

@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod grant;
 pub mod objects;
 mod plan;
+pub mod publish;
 pub mod registry;
 pub mod student;
 pub mod tests;
@@ -30,7 +31,12 @@ pub enum PolicyError {
         message: String,
     },
     #[error("{origin}: {message}")]
-    Metadata { origin: String, message: String },
+    Metadata {
+        origin: String,
+        /// The metadata key the problem is about, when there is one (`award.amount_cents`).
+        key: Option<String>,
+        message: String,
+    },
     #[error("{0}")]
     Conflict(String),
     #[error("{origin}: bad test cases: {message}")]

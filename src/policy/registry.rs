@@ -68,7 +68,11 @@ impl PolicyMeta {
         starts_before_other_ends && other_starts_before_self_ends
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks the metadata; a problem names the key it is about.
+    fn validate(&self) -> Result<(), (String, String)> {
+        fn bad(key: impl Into<String>, message: impl Into<String>) -> Result<(), (String, String)> {
+            Err((key.into(), message.into()))
+        }
         let id_ok = !self.id.is_empty()
             && self.id.len() <= 64
             && self
@@ -76,43 +80,55 @@ impl PolicyMeta {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !id_ok {
-            return Err(format!(
-                "id {:?} must be 1-64 lower-case letters, digits or dashes",
-                self.id
-            ));
+            return bad(
+                "id",
+                format!(
+                    "id {:?} must be 1-64 lower-case letters, digits or dashes",
+                    self.id
+                ),
+            );
         }
         if self.version == 0 {
-            return Err("version must be a positive integer".into());
+            return bad("version", "version must be a positive integer");
         }
         if self.title.trim().is_empty() {
-            return Err("title must not be empty".into());
+            return bad("title", "title must not be empty");
         }
         if self.sponsor.trim().is_empty() {
-            return Err("sponsor must not be empty".into());
+            return bad("sponsor", "sponsor must not be empty");
         }
         match &self.award {
             Award::Scholarship { amount_cents } if *amount_cents <= 0 => {
-                return Err("award.amount_cents must be a positive number of cents".into())
+                return bad(
+                    "award.amount_cents",
+                    "award.amount_cents must be a positive number of cents",
+                )
             }
             Award::TuitionWaiver {
                 credit_hours,
                 institution_id,
             } => {
                 if !credit_hours.is_finite() || *credit_hours <= 0.0 {
-                    return Err("award.credit_hours must be positive".into());
+                    return bad("award.credit_hours", "award.credit_hours must be positive");
                 }
                 if !super::student::is_valid_id(institution_id) {
-                    return Err("award.institution_id must be a valid id".into());
+                    return bad(
+                        "award.institution_id",
+                        "award.institution_id must be a valid id",
+                    );
                 }
             }
             Award::Scholarship { .. } => {}
         }
         if let Some(to) = self.effective_to {
             if to <= self.effective_from {
-                return Err(format!(
-                    "effective_to {to} must be after effective_from {}",
-                    self.effective_from
-                ));
+                return bad(
+                    "effective_to",
+                    format!(
+                        "effective_to {to} must be after effective_from {}",
+                        self.effective_from
+                    ),
+                );
             }
         }
         for (code, text) in &self.criteria {
@@ -122,14 +138,18 @@ impl PolicyMeta {
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
             if !code_ok {
-                return Err(format!(
-                    "criteria: code {code:?} must be 1-64 lower-case letters, digits or underscores"
-                ));
+                return bad(
+                    "criteria",
+                    format!(
+                        "criteria: code {code:?} must be 1-64 lower-case letters, digits or underscores"
+                    ),
+                );
             }
             if text.label.trim().is_empty() || text.missing.trim().is_empty() {
-                return Err(format!(
-                    "criteria.{code}: label and missing must not be empty"
-                ));
+                return bad(
+                    format!("criteria.{code}"),
+                    format!("criteria.{code}: label and missing must not be empty"),
+                );
             }
         }
         Ok(())
@@ -167,12 +187,14 @@ pub fn compile(engine: &Engine, source: &str, origin: &str) -> Result<AST, Polic
     if !has("policy", 0) {
         return Err(PolicyError::Metadata {
             origin: origin.to_string(),
+            key: None,
             message: "the script must define fn policy() returning its metadata".into(),
         });
     }
     if !has("evaluate", 2) {
         return Err(PolicyError::Metadata {
             origin: origin.to_string(),
+            key: None,
             message: "the script must define fn evaluate(student, ctx)".into(),
         });
     }
@@ -186,8 +208,9 @@ pub fn load_version(
     origin: &str,
 ) -> Result<PolicyVersion, PolicyError> {
     let ast = compile(engine, source, origin)?;
-    let meta_err = |message: String| PolicyError::Metadata {
+    let meta_err = |key: Option<String>, message: String| PolicyError::Metadata {
         origin: origin.to_string(),
+        key,
         message,
     };
     let value: Dynamic = engine
@@ -198,15 +221,77 @@ pub fn load_version(
             "policy",
             (),
         )
-        .map_err(|e| meta_err(format!("fn policy() failed: {e}")))?;
-    let meta: PolicyMeta = rhai::serde::from_dynamic(&value)
-        .map_err(|e| meta_err(format!("fn policy() returned bad metadata: {e}")))?;
-    meta.validate().map_err(meta_err)?;
+        .map_err(|e| meta_err(None, format!("fn policy() failed: {e}")))?;
+    // Through JSON, so a problem names the key it is about (`award.amount_cents`).
+    let json: serde_json::Value = rhai::serde::from_dynamic(&value)
+        .map_err(|e| meta_err(None, format!("fn policy() returned bad metadata: {e}")))?;
+    let meta: PolicyMeta = serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().to_string();
+        // A missing key is not on the path: serde names it, in backquotes.
+        let named = inner.split('`').nth(1).map(str::to_string);
+        let key = match (path.as_str(), named) {
+            (".", named) => named,
+            (p, Some(k)) if inner.starts_with("missing field") => Some(format!("{p}.{k}")),
+            (p, _) => Some(p.to_string()),
+        };
+        meta_err(
+            key,
+            format!("fn policy() returned bad metadata: {path}: {inner}"),
+        )
+    })?;
+    meta.validate()
+        .map_err(|(key, message)| meta_err(Some(key), message))?;
     Ok(PolicyVersion {
         meta,
         source: Arc::from(source),
         hash: source_hash(source),
         origin: origin.to_string(),
+    })
+}
+
+/// Why two versions of one policy cannot both be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Conflict {
+    /// The same version, with the same source, from two places.
+    Duplicate(String),
+    /// The same version number with another source: a published version never changes.
+    Changed(String),
+    /// Effective periods that overlap: two versions would be in effect on one day.
+    Overlap(String),
+}
+
+impl std::fmt::Display for Conflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Duplicate(m) | Self::Changed(m) | Self::Overlap(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Whether `a` and `b` (versions of the same policy) conflict. The one rule `rules/` loading and
+/// publishing both apply.
+pub fn conflict(a: &PolicyVersion, b: &PolicyVersion) -> Option<Conflict> {
+    let id = &a.meta.id;
+    if a.meta.version == b.meta.version {
+        return Some(if a.hash == b.hash {
+            Conflict::Duplicate(format!(
+                "{id} version {} is defined twice ({} and {})",
+                a.meta.version, a.origin, b.origin
+            ))
+        } else {
+            Conflict::Changed(format!(
+                "{id} version {} has two different sources ({} and {}); \
+                 a published version never changes: give the new source a new version number",
+                a.meta.version, a.origin, b.origin
+            ))
+        });
+    }
+    a.meta.overlaps(&b.meta).then(|| {
+        Conflict::Overlap(format!(
+            "{id} versions {} ({}) and {} ({}) have overlapping effective periods",
+            a.meta.version, a.origin, b.meta.version, b.origin
+        ))
     })
 }
 
@@ -258,29 +343,12 @@ impl Registry {
             by_id.entry(v.meta.id.clone()).or_default().push(v);
         }
         let mut all = Vec::new();
-        for (id, mut list) in by_id {
+        for (_, mut list) in by_id {
             list.sort_by_key(|v| (v.meta.effective_from, v.meta.version));
             for (i, a) in list.iter().enumerate() {
                 for b in &list[i + 1..] {
-                    if a.meta.version == b.meta.version {
-                        return Err(PolicyError::Conflict(if a.hash == b.hash {
-                            format!(
-                                "{id} version {} is defined twice ({} and {})",
-                                a.meta.version, a.origin, b.origin
-                            )
-                        } else {
-                            format!(
-                                "{id} version {} has two different sources ({} and {}); \
-                                 a published version never changes: give the new source a new version number",
-                                a.meta.version, a.origin, b.origin
-                            )
-                        }));
-                    }
-                    if a.meta.overlaps(&b.meta) {
-                        return Err(PolicyError::Conflict(format!(
-                            "{id} versions {} ({}) and {} ({}) have overlapping effective periods",
-                            a.meta.version, a.origin, b.meta.version, b.origin
-                        )));
+                    if let Some(conflict) = conflict(a, b) {
+                        return Err(PolicyError::Conflict(conflict.to_string()));
                     }
                 }
             }
@@ -428,6 +496,40 @@ mod tests {
         let neg = script("p", 1, "2024-01-01", None, "1")
             .replace("amount_cents: 100", "amount_cents: -5");
         assert!(load(&neg).unwrap_err().to_string().contains("amount_cents"));
+    }
+
+    #[test]
+    fn bad_metadata_names_its_key() {
+        let key = |src: &str| match load(src) {
+            Err(PolicyError::Metadata { key, .. }) => key,
+            other => panic!("expected a metadata error, got {other:?}"),
+        };
+        let base = script("p", 1, "2024-01-01", None, "1");
+        assert_eq!(
+            key(&base.replace("amount_cents: 100", "amount_cents: -5")).as_deref(),
+            Some("award.amount_cents")
+        );
+        assert_eq!(
+            // Inside the tagged `award`, serde knows only the enclosing key.
+            key(&base.replace("amount_cents: 100", "amount_cents: \"lots\"")).as_deref(),
+            Some("award")
+        );
+        assert_eq!(
+            key(&base.replace("\"2024-01-01\"", "\"2024-13-01\"")).as_deref(),
+            Some("effective_from")
+        );
+        assert_eq!(
+            key(&base.replace("title: \"T\",", "")).as_deref(),
+            Some("title")
+        );
+        assert_eq!(
+            key(&base.replace("title: \"T\",", "title: \"T\", colour: 1,")).as_deref(),
+            Some("colour")
+        );
+        assert_eq!(
+            key(&script("Bad Id", 1, "2024-01-01", None, "1")).as_deref(),
+            Some("id")
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use super::student::Student;
 use super::PolicyError;
 
 /// What a case expects. Only what is given is compared.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
     /// `eligible`, `ineligible`, `error`, or `none` (no version in effect on that date).
@@ -38,16 +38,21 @@ pub struct Expect {
     pub fields: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One case: a student record, a date and what the policy should decide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     pub name: String,
+    #[schema(value_type = String, format = Date)]
     pub as_of: NaiveDate,
+    /// A student record (as `PUT /v1/students/{id}` takes it).
+    #[schema(value_type = Object)]
     pub student: serde_json::Value,
     pub expect: Expect,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A policy's cases: the `rules/<id>.tests.json` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestSuite {
     pub policy: String,
@@ -70,7 +75,7 @@ impl TestSuite {
 }
 
 /// One case's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseResult {
     pub policy: String,
     pub name: String,
@@ -164,6 +169,17 @@ pub fn run_case(
     policy: &str,
     case: &TestCase,
 ) -> CaseResult {
+    run_case_deciding(registry, evaluator, policy, case).0
+}
+
+/// Runs one case and keeps the decision it produced (none when the record is invalid or no
+/// version is in effect on the case's date): coverage is read from the decisions.
+pub fn run_case_deciding(
+    registry: &Registry,
+    evaluator: &mut Evaluator,
+    policy: &str,
+    case: &TestCase,
+) -> (CaseResult, Option<Decision>) {
     let result = |actual: String, problems: Vec<String>| CaseResult {
         policy: policy.to_string(),
         name: case.name.clone(),
@@ -175,9 +191,12 @@ pub fn run_case(
     let student = match Student::from_value(case.student.clone()) {
         Ok(s) => s,
         Err(e) => {
-            return result(
-                "invalid record".into(),
-                vec![format!("the case's student is invalid: {e}")],
+            return (
+                result(
+                    "invalid record".into(),
+                    vec![format!("the case's student is invalid: {e}")],
+                ),
+                None,
             )
         }
     };
@@ -185,7 +204,7 @@ pub fn run_case(
         .in_effect(policy, case.as_of)
         .map(|v| evaluator.evaluate_student(v, &student, case.as_of));
     let (actual, problems) = compare(&case.expect, decision.as_ref());
-    result(actual, problems)
+    (result(actual, problems), decision)
 }
 
 /// Runs every suite in the registry; a suite naming an unknown policy fails.
