@@ -38,6 +38,10 @@ pub struct Settings {
     /// arrive over TLS get `Secure` cookies anyway).
     #[arg(long, env = "ELIGO_SECURE_COOKIES", default_value_t = false)]
     pub secure_cookies: bool,
+    /// Groups of fewer students than this are suppressed in what-ifs and reports (the records
+    /// are minors'); at least 1.
+    #[arg(long, env = "ELIGO_SUPPRESS_BELOW", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub suppress_below: u64,
 }
 
 impl Settings {
@@ -53,6 +57,7 @@ impl Settings {
             max_import_bytes: DEFAULT_MAX_IMPORT_BYTES,
             db_connections: 8,
             secure_cookies: false,
+            suppress_below: 10,
         }
     }
 }

@@ -131,3 +131,12 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         }
     }
 }
+
+/// Whether the request's `Accept` names `media` (a plain substring test: the only choices
+/// offered are JSON and one or two text formats).
+pub fn accepts(req: &HttpRequest, media: &str) -> bool {
+    req.headers()
+        .get(actix_web::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(media))
+}

@@ -5,6 +5,9 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::policy::publish::{Coverage, Refusal, TestSummary};
+use crate::policy::tests::CaseResult;
+use crate::policy::PolicyError;
 use crate::service::ServiceError;
 
 /// An RFC 9457 problem document.
@@ -26,6 +29,15 @@ pub struct Problem {
     pub line: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<usize>,
+    /// On a refused policy version: how its cases came out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestSummary>,
+    /// On a refused policy version: each failing case, with what it expected and what it got.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failures: Option<Vec<CaseResult>>,
+    /// On a refused policy version: what its cases exercised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<Coverage>,
 }
 
 /// An error on its way to becoming a problem response.
@@ -40,6 +52,16 @@ pub struct ApiError {
     pub column: Option<usize>,
     /// Methods the resource allows, for 405.
     pub allow: Option<String>,
+    /// Test results of a refused policy version.
+    pub checks: Option<Box<Checks>>,
+}
+
+/// The test results a refused policy version carries in its problem document.
+#[derive(Debug, Clone)]
+pub struct Checks {
+    pub tests: TestSummary,
+    pub failures: Option<Vec<CaseResult>>,
+    pub coverage: Coverage,
 }
 
 impl ApiError {
@@ -58,6 +80,7 @@ impl ApiError {
             line: None,
             column: None,
             allow: None,
+            checks: None,
         }
     }
 
@@ -168,6 +191,81 @@ impl ApiError {
             field: self.field.clone(),
             line: self.line,
             column: self.column,
+            tests: self.checks.as_ref().map(|c| c.tests.clone()),
+            failures: self.checks.as_ref().and_then(|c| c.failures.clone()),
+            coverage: self.checks.as_ref().map(|c| c.coverage.clone()),
+        }
+    }
+}
+
+impl ApiError {
+    /// A policy version refused before publishing: 422, or 409 for a changed published version.
+    fn refused(r: Refusal) -> Self {
+        let unprocessable = |slug, title, detail: String| {
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, slug, title, detail)
+        };
+        let detail = r.to_string();
+        match r {
+            Refusal::Policy(PolicyError::Compile {
+                line,
+                column,
+                message,
+                ..
+            }) => {
+                let mut e = unprocessable("compile-error", "The policy does not compile", message)
+                    .with_field("source");
+                e.line = line;
+                e.column = column;
+                e
+            }
+            Refusal::Policy(PolicyError::Metadata { key, message, .. }) => {
+                unprocessable("invalid-metadata", "Invalid policy metadata", message)
+                    .with_field(key.unwrap_or_else(|| "source".into()))
+            }
+            Refusal::Policy(_) => {
+                unprocessable("invalid-policy", "Invalid policy", detail).with_field("source")
+            }
+            Refusal::Tests(_) => {
+                unprocessable("invalid-tests", "Invalid test cases", detail).with_field("tests")
+            }
+            Refusal::Changed(_) => Self::new(
+                StatusCode::CONFLICT,
+                "version-changed",
+                "A published version never changes",
+                detail,
+            ),
+            Refusal::Period(_) => {
+                unprocessable("overlapping-period", "Overlapping effective period", detail)
+                    .with_field("effective_from")
+            }
+            Refusal::Sponsor(_) => {
+                unprocessable("sponsor-changed", "Another sponsor's policy", detail)
+                    .with_field("sponsor")
+            }
+            Refusal::CasesFail {
+                summary,
+                failures,
+                coverage,
+            } => {
+                let mut e =
+                    unprocessable("tests-fail", "Test cases fail", detail).with_field("tests");
+                e.checks = Some(Box::new(Checks {
+                    tests: summary,
+                    failures: Some(failures),
+                    coverage: *coverage,
+                }));
+                e
+            }
+            Refusal::Coverage { summary, coverage } => {
+                let mut e = unprocessable("coverage", "Test cases do not cover the policy", detail)
+                    .with_field("tests");
+                e.checks = Some(Box::new(Checks {
+                    tests: summary,
+                    failures: None,
+                    coverage: *coverage,
+                }));
+                e
+            }
         }
     }
 }
@@ -233,6 +331,10 @@ impl From<ServiceError> for ApiError {
             )
             .with_field("policies"),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", "Conflict", m),
+            ServiceError::Forbidden(m) => {
+                Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", m)
+            }
+            ServiceError::Refused(r) => Self::refused(*r),
             ServiceError::IdempotencyKeyReused => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency-key-reused",

@@ -1,6 +1,5 @@
 //! The ledger over HTTP: listing (JSON or CSV), verification, replay.
 
-use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -55,13 +54,6 @@ fn time_param(name: &str, v: Option<String>) -> Result<Option<String>, ApiError>
         })
     })
     .transpose()
-}
-
-fn wants_csv(req: &HttpRequest) -> bool {
-    req.headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/csv"))
 }
 
 /// List ledger entries, oldest first, filtered and paged; `Accept: text/csv` gives the award
@@ -130,7 +122,7 @@ pub async fn list_ledger(
     } else {
         None
     };
-    if wants_csv(&req) {
+    if super::body::accepts(&req, "text/csv") {
         let mut res = HttpResponse::Ok();
         res.content_type("text/csv; charset=utf-8");
         if let Some(c) = next_cursor {

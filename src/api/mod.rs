@@ -66,6 +66,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let for_start = settings.clone();
         let service = tokio::task::spawn_blocking(move || Service::start(&for_start)).await??;
+        // Versions published through another instance are served here within a second.
+        tokio::spawn(service.clone().watch_policies());
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();

@@ -9,10 +9,14 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, Problem};
 use super::AppState;
+use crate::policy::publish::{Coverage, TestSummary};
 use crate::policy::registry::CriterionText;
+use crate::policy::tests::TestSuite;
+use crate::policy::whatif::Change;
 use crate::policy::Award;
 use crate::service::awards::{BudgetLimits, BudgetView};
-use crate::service::policies::PublishedVersion;
+use crate::service::policies::{Publication, PublishedVersion};
+use crate::service::simulate::{Simulation, SimulationRequest};
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PolicyVersionView {
@@ -158,4 +162,179 @@ pub async fn get_budget(
     let caller = super::access::caller(&req)?;
     super::access::require_sponsor(&caller, &id, state.service.sponsor_of(&id))?;
     Ok(HttpResponse::Ok().json(state.service.budget(id).await?))
+}
+
+/// A version to publish: its source and its cases (the `rules/<id>.tests.json` document).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct PublishRequest {
+    /// The rhai script.
+    #[schema(max_length = 65536)]
+    pub source: String,
+    pub tests: TestSuite,
+}
+crate::objects_only!(PublishRequest);
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PublishQuery {
+    /// Run every check and store nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What publishing found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishedView {
+    pub id: String,
+    pub version: u32,
+    /// SHA-256 of the source, hex.
+    pub hash: String,
+    pub title: String,
+    pub sponsor: String,
+    #[schema(value_type = String, format = Date)]
+    pub effective_from: NaiveDate,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub effective_to: Option<NaiveDate>,
+    pub tests: TestSummary,
+    pub coverage: Coverage,
+    /// True on `?dry_run=true`: nothing was stored.
+    pub dry_run: bool,
+    /// Whether this request recorded the version (false on a dry run, and when exactly this
+    /// version was published already).
+    pub recorded: bool,
+}
+
+impl From<Publication> for PublishedView {
+    fn from(p: Publication) -> Self {
+        let m = p.version.meta;
+        Self {
+            id: m.id,
+            version: m.version,
+            hash: p.version.hash,
+            title: m.title,
+            sponsor: m.sponsor,
+            effective_from: m.effective_from,
+            effective_to: m.effective_to,
+            tests: p.summary,
+            coverage: p.coverage,
+            dry_run: p.dry_run,
+            recorded: p.recorded,
+        }
+    }
+}
+
+/// Publish a policy version: compile it (engine limits on), validate its metadata, check it
+/// against the published versions, run its cases and the coverage gate, then record it.
+///
+/// Every instance serves it within a second. An author may publish only its own sponsor's
+/// policies. `201` when recorded; `200` on a dry run or when exactly this version is already
+/// published.
+#[utoipa::path(
+    post, path = "/v1/policies", tag = "policies",
+    params(PublishQuery),
+    request_body = PublishRequest,
+    responses(
+        (status = 201, body = PublishedView, description = "Recorded"),
+        (status = 200, body = PublishedView, description = "Dry run, or already published"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "This id and version are published with another source"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "Compile error (with line and column), bad metadata (naming the key), an overlapping period, failing cases (each with expected and actual) or cases that do not cover every criterion"),
+    )
+)]
+#[tracing::instrument(skip(state, req, payload))]
+pub async fn publish_policy(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    query: web::Query<PublishQuery>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = super::access::caller(&req)?;
+    let body: PublishRequest =
+        super::body::read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let publication = state
+        .service
+        .publish(&caller, body.source, body.tests, query.dry_run)
+        .await?;
+    let mut res = if publication.recorded {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(res.json(PublishedView::from(publication)))
+}
+
+/// What-if: a candidate (a `source` not yet published, or a published `version`) against the
+/// version in effect (or `against`) on every stored student, optionally of one school.
+///
+/// Totals before and after, gained, lost, errors, cost beside the remaining budget, per
+/// criterion how many it newly fails or passes, and the same counts by school, endorsement
+/// area, gender and race/ethnicity, with cells under the suppression threshold (10 by default)
+/// reported as `suppressed`. With `Accept: application/x-ndjson` or `text/csv` the answer is
+/// instead the list of students who gain or lose. Writes nothing.
+#[utoipa::path(
+    post, path = "/v1/policies/{id}/simulate", tag = "policies",
+    params(("id" = String, Path, description = "Policy id")),
+    request_body = SimulationRequest,
+    responses(
+        (status = 200, description = "The summary (JSON), or the students who gain or lose (NDJSON or CSV)",
+            content((Simulation = "application/json"), (String = "application/x-ndjson"), (String = "text/csv"))),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[tracing::instrument(skip(state, req, payload))]
+pub async fn simulate_policy(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    id: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let caller = super::access::caller(&req)?;
+    let request: SimulationRequest =
+        super::body::read_json(&req, payload, state.settings.max_body_bytes).await?;
+    let (simulation, changes) = state
+        .service
+        .simulate(&caller, id.into_inner(), request)
+        .await?;
+    if super::body::accepts(&req, "text/csv") {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(changes_csv(&changes)?));
+    }
+    if super::body::accepts(&req, "ndjson") {
+        let mut body = Vec::with_capacity(changes.len() * 96);
+        for c in &changes {
+            serde_json::to_writer(&mut body, c)
+                .map_err(|e| ApiError::internal(&format!("encoding changes: {e}")))?;
+            body.push(b'\n');
+        }
+        return Ok(HttpResponse::Ok()
+            .content_type("application/x-ndjson")
+            .body(body));
+    }
+    Ok(HttpResponse::Ok().json(simulation))
+}
+
+fn changes_csv(changes: &[Change]) -> Result<Vec<u8>, ApiError> {
+    let fail = |e: csv::Error| ApiError::internal(&format!("encoding changes: {e}"));
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["student_id", "school_id", "change", "before", "after"])
+        .map_err(fail)?;
+    for c in changes {
+        w.write_record([
+            c.student_id.as_str(),
+            c.school_id.as_deref().unwrap_or(""),
+            c.change,
+            c.before.as_str(),
+            c.after.as_str(),
+        ])
+        .map_err(fail)?;
+    }
+    w.into_inner()
+        .map_err(|e| ApiError::internal(&format!("encoding changes: {e}")))
 }

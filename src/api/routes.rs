@@ -13,7 +13,7 @@ use super::{awards, evaluations, health, keys, ledger, policies, students};
 use crate::pages;
 use crate::service::access::Role;
 
-use Role::{Admin, Auditor, Awarder, Counselor};
+use Role::{Admin, Auditor, Author, Awarder, Counselor};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,8 @@ macro_rules! page {
 
 const OPEN: Access = Access::Open;
 const STUDENTS: Access = Access::Roles(&[Admin, Counselor]);
-const EVERY_KEY: Access = Access::Roles(&[Admin, Awarder, Counselor, Auditor]);
+const EVERY_KEY: Access = Access::Roles(&[Admin, Awarder, Counselor, Auditor, Author]);
+const AUTHORS: Access = Access::Roles(&[Admin, Author]);
 const PROGRAMS: Access = Access::Roles(&[Admin, Awarder]);
 const LEDGER: Access = Access::Roles(&[Admin, Auditor, Awarder]);
 const AUDIT: Access = Access::Roles(&[Admin, Auditor]);
@@ -156,9 +157,11 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         route!(DELETE "/v1/students/{id}", students::delete_student, STUDENTS, Any),
         route!(POST "/v1/evaluations", evaluations::create_evaluation, STUDENTS, Any),
         route!(GET "/v1/policies", policies::list_policies, EVERY_KEY, Any),
+        route!(POST "/v1/policies", policies::publish_policy, AUTHORS, Sponsor),
         route!(GET "/v1/policies/{id}", policies::get_policy, EVERY_KEY, Any),
         route!(GET "/v1/policies/{id}/budget", policies::get_budget, PROGRAMS, Sponsor),
         route!(PUT "/v1/policies/{id}/budget", policies::put_budget, PROGRAMS, Sponsor),
+        route!(POST "/v1/policies/{id}/simulate", policies::simulate_policy, AUTHORS, Sponsor),
         route!(POST "/v1/awards", awards::create_award, PROGRAMS, Sponsor),
         route!(POST "/v1/awards/{id}/revoke", awards::revoke_award, PROGRAMS, Sponsor),
         route!(GET "/v1/ledger", ledger::list_ledger, LEDGER, Sponsor),

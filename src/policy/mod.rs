@@ -11,6 +11,7 @@ pub mod publish;
 pub mod registry;
 pub mod student;
 pub mod tests;
+pub mod whatif;
 
 pub use decision::{Award, Decision, Missing, Outcome, Payee, PayeeKind, Reason, Status};
 pub use engine::Limits;

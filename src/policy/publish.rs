@@ -136,9 +136,12 @@ pub enum Refusal {
     /// The same id and version are published with another source.
     #[error("{0}")]
     Changed(String),
-    /// Its effective period overlaps a published version's, or it changes the sponsor.
+    /// Its effective period overlaps a published version's.
     #[error("{0}")]
     Period(String),
+    /// It would move the policy to another sponsor.
+    #[error("{0}")]
+    Sponsor(String),
     /// Some cases fail.
     #[error("{} of {} test cases fail", .summary.failed, .summary.total)]
     CasesFail {
@@ -167,6 +170,31 @@ pub fn parse_suite(tests: serde_json::Value, origin: &str) -> Result<TestSuite, 
     Ok(suite)
 }
 
+/// Whether `candidate` fits beside the published versions of its policy: same sponsor, no
+/// other source under its number, no overlapping period. `Ok(true)` when exactly this version
+/// is published already.
+pub fn fits<'a>(
+    published: impl Iterator<Item = &'a PolicyVersion>,
+    candidate: &PolicyVersion,
+) -> Result<bool, Refusal> {
+    let mut already_published = false;
+    for v in published.filter(|v| v.meta.id == candidate.meta.id) {
+        if v.meta.sponsor != candidate.meta.sponsor {
+            return Err(Refusal::Sponsor(format!(
+                "sponsor: {} belongs to {}; a new version cannot move it to {}",
+                v.meta.id, v.meta.sponsor, candidate.meta.sponsor
+            )));
+        }
+        match conflict(v, candidate) {
+            Some(Conflict::Duplicate(_)) => already_published = true,
+            Some(Conflict::Changed(m)) => return Err(Refusal::Changed(m)),
+            Some(Conflict::Overlap(m)) => return Err(Refusal::Period(m)),
+            None => {}
+        }
+    }
+    Ok(already_published)
+}
+
 /// Runs every check on a compiled candidate against the published versions in `published`.
 /// Evaluates the cases with a fresh evaluator, so candidates never stay in a shared cache.
 pub fn check(
@@ -181,22 +209,12 @@ pub fn check(
             suite.policy
         )));
     }
-    let mut already_published = false;
-    let mut others = Vec::new();
-    for v in published.versions_of(&id) {
-        if v.meta.sponsor != candidate.meta.sponsor {
-            return Err(Refusal::Period(format!(
-                "sponsor: {id} belongs to {}; a new version cannot move it to {}",
-                v.meta.sponsor, candidate.meta.sponsor
-            )));
-        }
-        match conflict(v, &candidate) {
-            Some(Conflict::Duplicate(_)) => already_published = true,
-            Some(Conflict::Changed(m)) => return Err(Refusal::Changed(m)),
-            Some(Conflict::Overlap(m)) => return Err(Refusal::Period(m)),
-            None => others.push((**v).clone()),
-        }
-    }
+    let already_published = fits(published.versions_of(&id).map(|v| &**v), &candidate)?;
+    let mut others: Vec<PolicyVersion> = published
+        .versions_of(&id)
+        .filter(|v| v.meta.version != candidate.meta.version)
+        .map(|v| (**v).clone())
+        .collect();
     let number = candidate.meta.version;
     others.push(candidate.clone());
     let registry = Registry::new(others, vec![]).map_err(Refusal::Policy)?;
@@ -361,7 +379,7 @@ mod tests {
             .replace("version: 1", "version: 2")
             .replace("sponsor: \"s\"", "sponsor: \"t\"")
             .replace("\"2024-01-01\"", "\"2030-01-01\"");
-        assert!(matches!(try_(&moved), Err(Refusal::Period(m)) if m.starts_with("sponsor")));
+        assert!(matches!(try_(&moved), Err(Refusal::Sponsor(_))));
         // The same version again is not a conflict: it is already published.
         match try_(SOURCE) {
             Err(Refusal::Coverage { .. }) => {}

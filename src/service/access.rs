@@ -19,6 +19,8 @@ pub enum Role {
     Counselor,
     /// Read-only: ledger, verification, replay.
     Auditor,
+    /// Publishes and simulates versions of its own sponsor's policies.
+    Author,
 }
 
 impl Role {
@@ -28,11 +30,18 @@ impl Role {
             Self::Awarder => "awarder",
             Self::Counselor => "counselor",
             Self::Auditor => "auditor",
+            Self::Author => "author",
         }
     }
 
     /// Every role.
-    pub const ALL: [Role; 4] = [Self::Admin, Self::Awarder, Self::Counselor, Self::Auditor];
+    pub const ALL: [Role; 5] = [
+        Self::Admin,
+        Self::Awarder,
+        Self::Counselor,
+        Self::Auditor,
+        Self::Author,
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|r| r.as_str() == s)
@@ -40,7 +49,7 @@ impl Role {
 
     /// Whether a key of this role acts for one sponsor (and must name it).
     pub fn bound_to_sponsor(self) -> bool {
-        self == Self::Awarder
+        matches!(self, Self::Awarder | Self::Author)
     }
 }
 
@@ -84,7 +93,7 @@ impl Caller {
     pub fn may_act_for(&self, sponsor: &str) -> bool {
         match self.role {
             Role::Admin => true,
-            Role::Awarder => self.sponsor.as_deref() == Some(sponsor),
+            Role::Awarder | Role::Author => self.sponsor.as_deref() == Some(sponsor),
             Role::Counselor | Role::Auditor => false,
         }
     }

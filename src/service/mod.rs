@@ -9,13 +9,14 @@ pub mod ledger;
 pub mod policies;
 pub mod preview;
 pub mod sessions;
+pub mod simulate;
 pub mod students;
 
 use std::sync::{Arc, RwLock};
 
 use crate::config::Settings;
 use crate::policy::{Evaluator, PolicyError, RecordError, Registry};
-use crate::store::{Store, StoreError};
+use crate::store::{self, Store, StoreError};
 
 /// What a use case can fail with; the API maps each to one HTTP status. Failures of the layers
 /// below keep their cause as `source`, so the log line of an internal error names it.
@@ -29,6 +30,12 @@ pub enum ServiceError {
     Invalid { field: String, message: String },
     #[error("unknown policy {0:?}")]
     UnknownPolicy(String),
+    /// The caller's key may not do this (an author acting on another sponsor's policy).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A candidate policy version failed a check before publishing.
+    #[error("{0}")]
+    Refused(Box<crate::policy::publish::Refusal>),
     /// The request conflicts with the state of what it acts on (already revoked, a published
     /// version changed, ...).
     #[error("{0}")]
@@ -126,6 +133,8 @@ pub struct Service {
     key_cache: Arc<access::KeyCache>,
     session_cache: Arc<access::TrustCache<Arc<sessions::Session>>>,
     record_cache: Arc<access::TrustCache<Arc<students::StoredStudent>>>,
+    /// Report and what-if cells under this many students are suppressed (minors' records).
+    suppress_below: u64,
 }
 
 thread_local! {
@@ -162,7 +171,21 @@ impl Service {
         if !failures.is_empty() {
             return Err(StartError::PolicyTests(failures.join("\n")));
         }
-        let file_versions: Vec<_> = files.versions().iter().map(|v| (**v).clone()).collect();
+        let mut file_versions = Vec::new();
+        for v in files.versions() {
+            let tests = files
+                .suites()
+                .iter()
+                .find(|s| s.policy == v.meta.id)
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("policy cases: {e}")))?;
+            file_versions.push(store::policies::NewVersion {
+                version: v,
+                tests,
+                published_by: None,
+            });
+        }
         let added = store.record_policy_versions(&file_versions)?;
         tracing::info!(
             loaded = file_versions.len(),
@@ -189,6 +212,7 @@ impl Service {
             key_cache: Default::default(),
             session_cache: Default::default(),
             record_cache: Default::default(),
+            suppress_below: settings.suppress_below,
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),
         })

@@ -1,15 +1,61 @@
-//! Reading the published policies.
+//! Published policies: reading them, publishing a version (checked first), and noticing
+//! versions another instance published.
 
 use std::sync::Arc;
 
+use super::access::Caller;
 use super::{blocking, Service, ServiceError};
-use crate::policy::PolicyVersion;
+use crate::policy::publish::{self, Coverage, Refusal, TestSummary};
+use crate::policy::tests::TestSuite;
+use crate::policy::{PolicyVersion, Registry};
+use crate::store::policies::{NewVersion, StoredVersion};
+
+/// How often an instance looks for versions published through another: well inside the one
+/// second a new version may take to be served everywhere.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A version with when it was recorded.
 #[derive(Debug, Clone)]
 pub struct PublishedVersion {
     pub version: Arc<PolicyVersion>,
     pub published_at: Option<String>,
+    /// The cases it was checked with (absent for versions recorded before cases were kept).
+    pub tests: Option<TestSuite>,
+    pub published_by: Option<String>,
+}
+
+/// What publishing (or a dry run) found.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub version: PolicyVersion,
+    pub summary: TestSummary,
+    pub coverage: Coverage,
+    /// Whether this call recorded it (false on a dry run and when it was already published).
+    pub recorded: bool,
+    pub already_published: bool,
+    pub dry_run: bool,
+}
+
+impl From<Refusal> for ServiceError {
+    fn from(r: Refusal) -> Self {
+        Self::Refused(Box::new(r))
+    }
+}
+
+/// Refuses a caller acting on a policy of another sponsor.
+pub(crate) fn require_sponsor(
+    caller: &Caller,
+    id: &str,
+    sponsor: &str,
+) -> Result<(), ServiceError> {
+    if caller.may_act_for(sponsor) {
+        Ok(())
+    } else {
+        Err(ServiceError::Forbidden(format!(
+            "this key may not act on {id}: its sponsor is {sponsor}, the key's is {}",
+            caller.sponsor.as_deref().unwrap_or("none")
+        )))
+    }
 }
 
 impl Service {
@@ -18,11 +64,10 @@ impl Service {
         let store = self.store().clone();
         let registry = self.registry();
         let stored = blocking(move || Ok(store.policy_versions()?)).await?;
-        let published_at = |id: &str, v: u32| {
+        let find = |id: &str, v: u32| {
             stored
                 .iter()
                 .find(|s| s.version.meta.id == id && s.version.meta.version == v)
-                .map(|s| s.published_at.clone())
         };
         Ok(registry
             .ids()
@@ -30,9 +75,16 @@ impl Service {
             .map(|id| {
                 let versions = registry
                     .versions_of(id)
-                    .map(|v| PublishedVersion {
-                        version: v.clone(),
-                        published_at: published_at(id, v.meta.version),
+                    .map(|v| {
+                        let s = find(id, v.meta.version);
+                        PublishedVersion {
+                            version: v.clone(),
+                            published_at: s.map(|s| s.published_at.clone()),
+                            tests: s
+                                .and_then(|s| s.tests.as_deref())
+                                .and_then(|t| serde_json::from_str(t).ok()),
+                            published_by: s.and_then(|s| s.published_by.clone()),
+                        }
                     })
                     .collect();
                 (id.to_string(), versions)
@@ -50,5 +102,100 @@ impl Service {
                 what: "policy",
                 id: id.to_string(),
             })
+    }
+
+    /// Compiles `source`, checks it may be published by `caller` (its sponsor, and the sponsor
+    /// of the policy it adds a version to, must be the caller's), runs every check and, unless
+    /// `dry_run`, records it and serves it at once. Every instance serves it within a second.
+    pub async fn publish(
+        &self,
+        caller: &Caller,
+        source: String,
+        suite: TestSuite,
+        dry_run: bool,
+    ) -> Result<Publication, ServiceError> {
+        let service = self.clone();
+        let caller = caller.clone();
+        blocking(move || {
+            let origin = format!("published by key {}", caller.key_id);
+            let candidate = publish::load_candidate(&source, &origin)?;
+            let id = candidate.meta.id.clone();
+            require_sponsor(&caller, &id, &candidate.meta.sponsor)?;
+            if let Some(sponsor) = service.sponsor_of(&id) {
+                require_sponsor(&caller, &id, &sponsor)?;
+            }
+            let checked = publish::check(&service.registry(), candidate, suite)?;
+            let mut publication = Publication {
+                version: checked.version,
+                summary: checked.summary,
+                coverage: checked.coverage,
+                recorded: false,
+                already_published: checked.already_published,
+                dry_run,
+            };
+            if dry_run || checked.already_published {
+                return Ok(publication);
+            }
+            let new = NewVersion {
+                version: &publication.version,
+                tests: Some(serde_json::to_string(&checked.suite)?),
+                published_by: Some(&caller.key_id),
+            };
+            // Checked again under the program lock against what is stored now: another
+            // instance may have published since this one last refreshed.
+            let recorded = service.store().publish_policy_version(&new, |stored| {
+                publish::fits(stored.iter(), new.version).map(|_| ())
+            })??;
+            publication.recorded = recorded;
+            service.refresh_policies()?;
+            Ok(publication)
+        })
+        .await
+    }
+
+    /// Rebuilds the policies in force from the store (blocking).
+    pub fn refresh_policies(&self) -> Result<(), ServiceError> {
+        let stored: Vec<PolicyVersion> = self
+            .store()
+            .policy_versions()?
+            .into_iter()
+            .map(|s: StoredVersion| s.version)
+            .collect();
+        let registry = Registry::new(stored, self.registry().suites().to_vec())
+            .map_err(|e| ServiceError::internal("stored policies do not load", e))?;
+        let mut slot = match self.registry.write() {
+            Ok(slot) => slot,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Arc::new(registry);
+        Ok(())
+    }
+
+    /// Serves versions published through other instances: polls the number of stored versions
+    /// every [`POLL_INTERVAL`] and reloads when it changes. Runs until the runtime stops.
+    pub async fn watch_policies(self) {
+        let mut known = self.registry().versions().len() as i64;
+        loop {
+            tokio::time::sleep(POLL_INTERVAL).await;
+            let store = self.store().clone();
+            let count = match blocking(move || Ok(store.policy_version_count()?)).await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e.chain(), "cannot poll for published policies");
+                    continue;
+                }
+            };
+            if count == known {
+                continue;
+            }
+            let service = self.clone();
+            match blocking(move || service.refresh_policies()).await {
+                Ok(()) => {
+                    known = count;
+                    tracing::info!(versions = count, "published policies reloaded");
+                }
+                Err(e) => tracing::error!(error = %e.chain(), "cannot reload published policies"),
+            }
+        }
     }
 }

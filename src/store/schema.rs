@@ -23,6 +23,8 @@ diesel::table! {
         meta -> Text,
         origin -> Text,
         published_at -> Text,
+        tests -> Nullable<Text>,
+        published_by -> Nullable<Text>,
     }
 }
 

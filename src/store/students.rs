@@ -135,6 +135,19 @@ impl Store {
         rows.into_iter().map(Row::into_stored).collect()
     }
 
+    /// Every stored record as its JSON text, in id order, optionally of one school: for work
+    /// over a whole cohort, which parses them on its own threads.
+    pub fn student_records(&self, school_id: Option<&str>) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(with_conn!(&mut *conn, |c| {
+            let mut q = students::table.select(students::record).into_boxed();
+            if let Some(s) = school_id {
+                q = q.filter(students::school_id.eq(s));
+            }
+            q.order(students::student_id.asc()).load::<String>(c)
+        })?)
+    }
+
     /// How many records are stored.
     pub fn count_students(&self) -> Result<i64, StoreError> {
         let mut conn = self.conn()?;

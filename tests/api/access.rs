@@ -515,6 +515,24 @@ async fn sample(
         ),
         ("POST", "/v1/evaluations") => (path.into(), Some(json!({"student_id": s})), None),
         ("GET", "/v1/policies/{id}") => (format!("/v1/policies/{IMA}"), None, None),
+        ("POST", "/v1/policies") => {
+            // A dry run of the published IMA v2 with its cases: every check, nothing stored.
+            let read = |f: &str| std::fs::read_to_string(format!("{}/{f}", crate::helpers::RULES));
+            let tests: Value =
+                serde_json::from_str(&read("ima-mett-scholarship.tests.json").unwrap()).unwrap();
+            (
+                "/v1/policies?dry_run=true".into(),
+                Some(
+                    json!({"source": read("ima-mett-scholarship.v2.rhai").unwrap(), "tests": tests}),
+                ),
+                None,
+            )
+        }
+        ("POST", "/v1/policies/{id}/simulate") => (
+            format!("/v1/policies/{IMA}/simulate"),
+            Some(json!({"version": 2, "against": 1, "as_of": "2024-06-01"})),
+            None,
+        ),
         ("GET", "/v1/policies/{id}/budget") => (format!("/v1/policies/{IMA}/budget"), None, None),
         ("PUT", "/v1/policies/{id}/budget") => (
             format!("/v1/policies/{IMA}/budget"),

@@ -386,7 +386,7 @@ fn the_document_states_the_rules_the_service_applies() {
     );
     assert_eq!(
         schemas["CreateKeyRequest"]["oneOf"][0]["properties"]["role"]["enum"],
-        json!(["awarder"])
+        json!(["awarder", "author"])
     );
     assert_eq!(
         schemas["BudgetLimits"]["anyOf"].as_array().unwrap().len(),

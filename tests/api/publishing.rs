@@ -1,0 +1,449 @@
+//! Publishing policy versions over the API (checked by their cases and coverage), the author
+//! role, every instance serving a new version, and the what-if.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    client_with_key, new_key, problem, qualifying_student, Backend, Process, TestApp, TestDb,
+};
+use crate::on_both_backends;
+use eligo::service::access::Role;
+
+pub const ACME: &str = "acme-machining-award";
+
+/// A small policy of the sponsor `acme`: METT endorsement and graduation.
+pub fn acme_source(version: u32, from: &str) -> String {
+    format!(
+        r#"// Acme Manufacturing: $250 for METT graduates.
+fn policy() {{
+    #{{
+        id: "{ACME}",
+        version: {version},
+        title: "Acme machining award",
+        sponsor: "acme",
+        award: #{{ kind: "scholarship", amount_cents: 25000 }},
+        effective_from: "{from}",
+        criteria: #{{
+            mett_endorsement: #{{ label: "METT endorsement", missing: "Earn the METT endorsement" }},
+            graduated: #{{ label: "Graduated", missing: "Graduate from high school" }},
+        }},
+    }}
+}}
+
+fn evaluate(student, ctx) {{
+    require("mett_endorsement", student.endorsement_earned("manufacturing_engineering_technology_trades"));
+    require("graduated", student.graduated);
+}}
+"#
+    )
+}
+
+fn case(name: &str, student: Value, expect: Value) -> Value {
+    json!({"name": name, "as_of": "2024-06-01", "student": student, "expect": expect})
+}
+
+/// Cases that pass and cover both criteria.
+pub fn acme_cases() -> Value {
+    let mut in_progress = qualifying_student("C-2");
+    in_progress["endorsements"][0]["status"] = json!("in_progress");
+    let mut no_date = qualifying_student("C-3");
+    no_date.as_object_mut().unwrap().remove("graduation_date");
+    json!({"policy": ACME, "cases": [
+        case("qualifies", qualifying_student("C-1"), json!({"outcome": "eligible"})),
+        case("endorsement in progress", in_progress,
+            json!({"outcome": "ineligible", "reasons": {"mett_endorsement": "failed"}})),
+        case("graduation unknown", no_date,
+            json!({"outcome": "ineligible", "reasons": {"graduated": "unknown"}})),
+    ]})
+}
+
+async fn publish(
+    client: &reqwest::Client,
+    app: &str,
+    source: &str,
+    tests: &Value,
+    dry_run: bool,
+) -> reqwest::Response {
+    let q = if dry_run { "?dry_run=true" } else { "" };
+    client
+        .post(format!("{app}/v1/policies{q}"))
+        .json(&json!({"source": source, "tests": tests}))
+        .send()
+        .await
+        .unwrap()
+}
+
+on_both_backends! {
+    async fn a_checked_version_is_published_and_served_at_once(app) {
+        let source = acme_source(1, "2024-01-01");
+        // A dry run does every check and stores nothing.
+        let res = publish(&app.client, &app.address, &source, &acme_cases(), true).await;
+        assert_eq!(res.status().as_u16(), 200);
+        let dry: Value = res.json().await.unwrap();
+        assert_eq!(dry["dry_run"], true);
+        assert_eq!(dry["recorded"], false);
+        problem(app.client.get(app.url(&format!("/v1/policies/{ACME}"))).send().await.unwrap(), 404).await;
+
+        let res = publish(&app.client, &app.address, &source, &acme_cases(), false).await;
+        assert_eq!(res.status().as_u16(), 201);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["id"], ACME);
+        assert_eq!(body["version"], 1);
+        assert_eq!(body["hash"].as_str().unwrap().len(), 64);
+        assert_eq!(body["tests"], json!({"total": 3, "passed": 3, "failed": 0}));
+        assert_eq!(body["coverage"]["met"], true);
+        let criteria = body["coverage"]["criteria"].as_array().unwrap();
+        assert_eq!(criteria[0]["code"], "graduated");
+        assert_eq!(criteria[0]["statuses"], json!(["passed", "unknown"]));
+        assert_eq!(criteria[1]["statuses"], json!(["passed", "failed"]));
+
+        // Served now: listed with its source and cases, and evaluated.
+        let view = app.get_json(&format!("/v1/policies/{ACME}")).await;
+        assert_eq!(view["versions"][0]["source"], source);
+        assert_eq!(view["versions"][0]["hash"], body["hash"]);
+        let res = app.evaluate(&json!({"student": qualifying_student("X"), "policies": [ACME], "as_of": "2024-06-01"})).await;
+        let decisions: Value = res.json().await.unwrap();
+        assert_eq!(decisions["decisions"][0]["outcome"], "eligible", "{decisions}");
+
+        // The same version again is not a new decision: 200, nothing recorded.
+        let res = publish(&app.client, &app.address, &source, &acme_cases(), false).await;
+        assert_eq!(res.status().as_u16(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap()["recorded"], false);
+    }
+
+    async fn refusals_say_why(app) {
+        let ok = acme_source(1, "2024-01-01");
+        // A compile error, with line and column.
+        let broken = ok.replace("require(\"graduated\", student.graduated);", "require(\"graduated\", ;");
+        let p = problem(publish(&app.client, &app.address, &broken, &acme_cases(), false).await, 422).await;
+        assert_eq!(p["type"], "urn:eligo:problem:compile-error");
+        assert_eq!(p["line"], 19);
+        assert!(p["column"].as_u64().unwrap() > 0);
+        // Bad metadata names the key.
+        let bad = ok.replace("amount_cents: 25000", "amount_cents: -1");
+        let p = problem(publish(&app.client, &app.address, &bad, &acme_cases(), false).await, 422).await;
+        assert_eq!(p["type"], "urn:eligo:problem:invalid-metadata");
+        assert_eq!(p["field"], "award.amount_cents");
+        let extra = ok.replace("effective_from:", "colour: \"red\", effective_from:");
+        let p = problem(publish(&app.client, &app.address, &extra, &acme_cases(), false).await, 422).await;
+        assert_eq!(p["field"], "colour");
+        // A changed source under a published number: 409.
+        let ima = std::fs::read_to_string(format!("{}/ima-mett-scholarship.v2.rhai", crate::helpers::RULES)).unwrap();
+        let ima_cases: Value = serde_json::from_str(&std::fs::read_to_string(format!("{}/ima-mett-scholarship.tests.json", crate::helpers::RULES)).unwrap()).unwrap();
+        let changed = ima.replace("amount_cents: 50000", "amount_cents: 60000");
+        let p = problem(publish(&app.client, &app.address, &changed, &ima_cases, false).await, 409).await;
+        assert!(p["detail"].as_str().unwrap().contains("never changes"), "{p}");
+        // A new number whose period overlaps v2's: 422.
+        let v3 = changed.replace("version: 2,", "version: 3,").replace("\"2023-07-01\"", "\"2025-07-01\"");
+        let p = problem(publish(&app.client, &app.address, &v3, &ima_cases, false).await, 422).await;
+        assert_eq!(p["type"], "urn:eligo:problem:overlapping-period");
+        // A failing case: listed with what it expected and what it got.
+        let mut cases = acme_cases();
+        cases["cases"][0]["expect"]["outcome"] = json!("ineligible");
+        let p = problem(publish(&app.client, &app.address, &ok, &cases, false).await, 422).await;
+        assert_eq!(p["type"], "urn:eligo:problem:tests-fail");
+        assert_eq!(p["tests"]["failed"], 1);
+        assert_eq!(p["failures"][0]["name"], "qualifies");
+        assert_eq!(p["failures"][0]["expected"]["outcome"], "ineligible");
+        assert_eq!(p["failures"][0]["actual"], "eligible");
+        // Cases that never see `graduated` fail: refused, naming it.
+        let mut cases = acme_cases();
+        cases["cases"].as_array_mut().unwrap().remove(2);
+        let p = problem(publish(&app.client, &app.address, &ok, &cases, false).await, 422).await;
+        assert_eq!(p["type"], "urn:eligo:problem:coverage");
+        assert_eq!(p["coverage"]["unexercised"], json!(["graduated"]));
+        assert!(p["detail"].as_str().unwrap().contains("graduated"));
+        // Cases for another policy.
+        let p = problem(publish(&app.client, &app.address, &ok, &ima_cases, false).await, 422).await;
+        assert_eq!(p["field"], "tests");
+        // Nothing of all this was stored.
+        problem(app.client.get(app.url(&format!("/v1/policies/{ACME}"))).send().await.unwrap(), 404).await;
+        assert_eq!(app.get_json("/v1/policies/ima-mett-scholarship").await["versions"].as_array().unwrap().len(), 2);
+    }
+
+    async fn what_if_counts_gains_costs_groups_and_lists_students(app) {
+        cohort(&app).await;
+        app.client
+            .put(app.url("/v1/policies/ima-mett-scholarship/budget"))
+            .json(&json!({"total_cents": 1_000_000}))
+            .send()
+            .await
+            .unwrap();
+        let sim = |accept: &'static str, body: Value| {
+            app.client
+                .post(app.url("/v1/policies/ima-mett-scholarship/simulate"))
+                .header("accept", accept)
+                .json(&body)
+                .send()
+        };
+        let body = json!({"version": 2, "against": 1, "as_of": "2024-06-01"});
+        let res = sim("application/json", body.clone()).await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        let w: Value = res.json().await.unwrap();
+        assert_eq!(w["students"], 25);
+        assert_eq!(w["before"]["eligible"], 10);
+        assert_eq!(w["after"]["eligible"], 25);
+        assert_eq!(w["gained"], 15);
+        assert_eq!(w["lost"], 0);
+        assert_eq!(w["after"]["errors"], 0);
+        assert_eq!(w["before"]["cost"]["cents"], 500_000);
+        assert_eq!(w["after"]["cost"]["cents"], 1_250_000);
+        assert_eq!(w["budget"]["remaining_cents"], 1_000_000);
+        assert_eq!(w["suppress_below"], 10);
+        let school = |name: &str| w["groups"]["school"].as_array().unwrap().iter().find(|r| r["group"] == name).unwrap().clone();
+        assert_eq!(school("d204-metea-valley")["gained"], 12);
+        assert_eq!(school("small-school")["students"], "suppressed");
+        assert_eq!(school("small-school")["gained"], "suppressed");
+        let gender = w["groups"]["gender"].as_array().unwrap();
+        assert!(gender.iter().any(|r| r["group"] == "female" && r["gained"] == 12));
+
+        // The students who gain, as NDJSON and CSV.
+        let ndjson = sim("application/x-ndjson", body.clone()).await.unwrap().text().await.unwrap();
+        let lines: Vec<Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 15);
+        assert!(lines.iter().all(|l| l["change"] == "gained" && l["before"] == "ineligible" && l["after"] == "eligible"));
+        let csv = sim("text/csv", body.clone()).await.unwrap().text().await.unwrap();
+        assert!(csv.starts_with("student_id,school_id,change,before,after\n"), "{csv}");
+        assert!(csv.contains("J-00,d204-metea-valley,gained,ineligible,eligible"), "{csv}");
+        assert_eq!(csv.lines().count(), 16);
+
+        // One school only; and a candidate source that is not published.
+        let w: Value = sim("application/json", json!({"version": 2, "against": 1, "as_of": "2024-06-01", "school_id": "small-school"})).await.unwrap().json().await.unwrap();
+        assert_eq!(w["students"], 3);
+        let v2 = std::fs::read_to_string(format!("{}/ima-mett-scholarship.v2.rhai", crate::helpers::RULES)).unwrap();
+        let stricter = v2.replace("version: 2,", "version: 3,").replace("[\"31\", \"32\", \"33\"]", "[\"336\"]");
+        let w: Value = sim("application/json", json!({"source": stricter, "as_of": "2024-06-01"})).await.unwrap().json().await.unwrap();
+        assert_eq!(w["against"]["version"], 2);
+        assert_eq!(w["candidate"]["version"], 3);
+        assert_eq!(w["lost"], 15);
+        let shift = w["criteria"].as_array().unwrap().iter().find(|c| c["code"] == "college_or_local_job").unwrap();
+        assert_eq!(shift["newly_failing"], 15);
+
+        // Bad requests.
+        problem(sim("application/json", json!({"as_of": "2024-06-01"})).await.unwrap(), 422).await;
+        problem(sim("application/json", json!({"version": 7})).await.unwrap(), 422).await;
+        let p = problem(sim("application/json", json!({"source": "fn policy( {"})).await.unwrap(), 422).await;
+        assert_eq!(p["type"], "urn:eligo:problem:compile-error");
+        problem(app.client.post(app.url("/v1/policies/nope/simulate")).json(&json!({"version": 1})).send().await.unwrap(), 404).await;
+
+        // Nothing was written to the ledger.
+        let ledger = app.get_json("/v1/ledger").await;
+        assert_eq!(ledger["items"].as_array().unwrap().len(), 0);
+    }
+}
+
+#[tokio::test]
+async fn hostile_scripts_are_refused_by_their_cases_and_the_server_stays_up() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.unwrap();
+    let ok = acme_source(1, "2024-01-01");
+    let anchor = "require(\"graduated\", student.graduated);";
+    for (body, extra) in [
+        ("loop { }", ""),
+        ("deep(1);", "fn deep(n) { deep(n + 1) }"),
+        ("let s = \"xxxxxxxx\"; loop { s += s; }", ""),
+    ] {
+        let source = ok.replace(anchor, &format!("{body} {anchor}")) + extra;
+        let p = problem(
+            publish(&app.client, &app.address, &source, &acme_cases(), false).await,
+            422,
+        )
+        .await;
+        assert_eq!(p["type"], "urn:eligo:problem:tests-fail", "{body}: {p}");
+        assert_eq!(p["failures"][0]["actual"], "error", "{body}");
+    }
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    problem(
+        app.client
+            .get(app.url(&format!("/v1/policies/{ACME}")))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn authors_publish_and_simulate_only_their_own_sponsors_policies() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.unwrap();
+    let acme = client_with_key(&new_key(&app.database_url, Role::Author, Some("acme")));
+    let ima = client_with_key(&new_key(
+        &app.database_url,
+        Role::Author,
+        Some("ima-education-foundation"),
+    ));
+    let source = acme_source(1, "2024-01-01");
+    let p = problem(
+        publish(&ima, &app.address, &source, &acme_cases(), false).await,
+        403,
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("acme"), "{p}");
+    let res = publish(&acme, &app.address, &source, &acme_cases(), false).await;
+    assert_eq!(res.status().as_u16(), 201);
+    // The IMA author may simulate IMA, not Acme; the Acme author the reverse.
+    let simulate = |client: &reqwest::Client, id: &str, body: Value| {
+        client
+            .post(app.url(&format!("/v1/policies/{id}/simulate")))
+            .json(&body)
+            .send()
+    };
+    let res = simulate(
+        &ima,
+        "ima-mett-scholarship",
+        json!({"version": 2, "against": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    problem(
+        simulate(&ima, ACME, json!({"version": 1})).await.unwrap(),
+        403,
+    )
+    .await;
+    problem(
+        simulate(
+            &acme,
+            "ima-mett-scholarship",
+            json!({"version": 2, "against": 1}),
+        )
+        .await
+        .unwrap(),
+        403,
+    )
+    .await;
+    // An author cannot move a policy to its sponsor by publishing a version of it.
+    let hijack = std::fs::read_to_string(format!(
+        "{}/ima-mett-scholarship.v2.rhai",
+        crate::helpers::RULES
+    ))
+    .unwrap()
+    .replace("sponsor: \"ima-education-foundation\"", "sponsor: \"acme\"")
+    .replace("version: 2,", "version: 9,");
+    let cases: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/ima-mett-scholarship.tests.json",
+            crate::helpers::RULES
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    problem(
+        publish(&acme, &app.address, &hijack, &cases, false).await,
+        403,
+    )
+    .await;
+}
+
+/// Students whose IMA decision changes from v1 to v2 (job offer instead of college), and
+/// some who qualify under both.
+async fn cohort(app: &TestApp) {
+    let mut body = Vec::new();
+    for i in 0..12 {
+        let mut s = qualifying_student(&format!("J-{i:02}"));
+        s["postsecondary"] = json!({"institution_id": "ivcc", "status": "applied"});
+        s["job_offers"] = json!([{"employer": "Acme", "naics": "332710", "local": true}]);
+        s["demographics"] = json!({"gender": "female", "race_ethnicity": ["hispanic_latino"]});
+        body.push(s);
+    }
+    for i in 0..3 {
+        let mut s = qualifying_student(&format!("S-{i}"));
+        s["school_id"] = json!("small-school");
+        s["postsecondary"] = json!({"institution_id": "ivcc", "status": "applied"});
+        s["job_offers"] = json!([{"employer": "Acme", "naics": "332710", "local": true}]);
+        body.push(s);
+    }
+    for i in 0..10 {
+        body.push(qualifying_student(&format!("E-{i:02}")));
+    }
+    let res = app
+        .client
+        .post(app.url("/v1/students/import"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn the_suppression_threshold_is_configurable() {
+    let app = crate::helpers::spawn_app_with(
+        Backend::Sqlite,
+        std::path::Path::new(crate::helpers::RULES),
+        |s| s.suppress_below = 2,
+    )
+    .await
+    .unwrap();
+    cohort(&app).await;
+    let w: Value = app
+        .client
+        .post(app.url("/v1/policies/ima-mett-scholarship/simulate"))
+        .json(&json!({"version": 2, "against": 1, "as_of": "2024-06-01"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(w["suppress_below"], 2);
+    let small = w["groups"]["school"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["group"] == "small-school")
+        .unwrap()
+        .clone();
+    assert_eq!(small["students"], 3);
+}
+
+/// Two `eligo serve` processes on one PostgreSQL: a version published through one is served
+/// by the other within a second.
+#[tokio::test]
+async fn a_version_published_through_one_instance_is_served_by_another_within_a_second() {
+    let Some((_db, url)) = TestDb::create(Backend::Postgres) else {
+        return;
+    };
+    let a = Process::start(&url).await;
+    let b = Process::start(&url).await;
+    problem(
+        b.client()
+            .get(format!("{}/v1/policies/{ACME}", b.address))
+            .send()
+            .await
+            .unwrap(),
+        404,
+    )
+    .await;
+    let res = publish(
+        &a.client(),
+        &a.address,
+        &acme_source(1, "2024-01-01"),
+        &acme_cases(),
+        false,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let published = std::time::Instant::now();
+    let mut served = None;
+    while published.elapsed() < std::time::Duration::from_secs(5) {
+        let res = b
+            .client()
+            .post(format!("{}/v1/evaluations", b.address))
+            .json(&json!({"student": qualifying_student("X"), "policies": [ACME], "as_of": "2024-06-01"}))
+            .send()
+            .await
+            .unwrap();
+        if res.status().as_u16() == 200 {
+            served = Some(published.elapsed());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let served = served.expect("the other instance never served the new version");
+    assert!(
+        served <= std::time::Duration::from_secs(1),
+        "served after {served:?}"
+    );
+}
