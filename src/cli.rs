@@ -55,12 +55,53 @@ pub enum Command {
         #[arg(env = "ELIGO_RULES_DIR", default_value = "rules")]
         dir: PathBuf,
     },
+    /// What-if offline: a candidate policy against another version on a cohort file (NDJSON).
+    Simulate {
+        /// The candidate policy script.
+        #[arg(long)]
+        policy: PathBuf,
+        /// Student records, one JSON object per line.
+        #[arg(long)]
+        students: PathBuf,
+        /// Compare against this script ...
+        #[arg(long, conflicts_with = "against_version")]
+        against: Option<PathBuf>,
+        /// ... or against this version of the same policy in the rules folder (default: the
+        /// version in effect there on --as-of).
+        #[arg(long)]
+        against_version: Option<u32>,
+        /// Evaluation date, YYYY-MM-DD; default: today (UTC).
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long, env = "ELIGO_RULES_DIR", default_value = "rules")]
+        rules: PathBuf,
+        /// Groups of fewer students are suppressed.
+        #[arg(long, env = "ELIGO_SUPPRESS_BELOW", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        suppress_below: u64,
+        /// Print the summary as JSON (as the API answers).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Published policies in the database.
+    #[command(subcommand)]
+    Policies(PoliciesCommand),
     /// Write a synthetic cohort of student records as NDJSON to stdout.
     GenStudents {
         #[arg(long, default_value_t = 100)]
         count: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PoliciesCommand {
+    /// Write every stored version's source (`<id>.v<N>.rhai`) and each policy's cases
+    /// (`<id>.tests.json`, as last published) to DIR: a rules folder to keep in git.
+    Export {
+        dir: PathBuf,
+        #[arg(long, env = "ELIGO_DATABASE_URL", default_value = "sqlite://eligo.db")]
+        database_url: String,
     },
 }
 
@@ -266,6 +307,186 @@ pub fn test(dir: &PathBuf) -> anyhow::Result<bool> {
         failed
     )?;
     Ok(failed == 0)
+}
+
+/// The options of `eligo simulate`.
+pub struct SimulateArgs {
+    pub policy: PathBuf,
+    pub students: PathBuf,
+    pub against: Option<PathBuf>,
+    pub against_version: Option<u32>,
+    pub as_of: Option<NaiveDate>,
+    pub rules: PathBuf,
+    pub suppress_below: u64,
+    pub json: bool,
+}
+
+fn read_policy(path: &PathBuf) -> anyhow::Result<crate::policy::PolicyVersion> {
+    let source =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    crate::policy::publish::load_candidate(&source, &path.display().to_string())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub fn simulate(a: SimulateArgs) -> anyhow::Result<bool> {
+    use crate::policy::whatif::{compare, Comparison};
+    let candidate = read_policy(&a.policy)?;
+    let as_of = a.as_of.unwrap_or_else(today);
+    let against = match (&a.against, a.against_version) {
+        (Some(path), _) => read_policy(path)?,
+        (None, version) => {
+            let registry = Registry::load_dir(&a.rules)?;
+            let id = &candidate.meta.id;
+            let found = match version {
+                Some(n) => registry.version(id, n),
+                None => registry.in_effect(id, as_of),
+            };
+            match (found, version) {
+                (Some(v), _) => (**v).clone(),
+                (None, Some(n)) => bail!("no version {n} of {id} in {}", a.rules.display()),
+                (None, None) => bail!(
+                    "no version of {id} in {} is in effect on {as_of}; give --against or --against-version",
+                    a.rules.display()
+                ),
+            }
+        }
+    };
+    if against.meta.id != candidate.meta.id {
+        bail!(
+            "the candidate is {} but --against is {}",
+            candidate.meta.id,
+            against.meta.id
+        );
+    }
+    let text = std::fs::read_to_string(&a.students)
+        .with_context(|| format!("cannot read {}", a.students.display()))?;
+    let mut lines = Vec::new();
+    let mut numbers = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if !line.trim().is_empty() {
+            lines.push(line.to_string());
+            numbers.push(i + 1);
+        }
+    }
+    let (summary, _, bad) = compare(
+        &Comparison {
+            candidate: &candidate,
+            against: &against,
+            as_of,
+            suppress_below: a.suppress_below,
+            threads: crate::service::simulate::cohort_threads(),
+        },
+        &lines,
+    );
+    if !bad.is_empty() {
+        let mut message = format!(
+            "{} records in {} are invalid:",
+            bad.len(),
+            a.students.display()
+        );
+        for b in bad.iter().take(10) {
+            message.push_str(&format!("\n  line {}: {}", numbers[b.index], b.message));
+        }
+        bail!(message);
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &summary)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", render_whatif(&summary))?;
+    }
+    Ok(true)
+}
+
+fn describe_cost(c: &crate::policy::whatif::Cost) -> String {
+    match (c.cents, c.credit_hours) {
+        (Some(cents), _) => format!("{} awards, ${}.{:02}", c.awards, cents / 100, cents % 100),
+        (None, Some(hours)) => format!("{} awards, {hours} credit hours", c.awards),
+        (None, None) => format!("{} awards", c.awards),
+    }
+}
+
+/// A what-if summary for people.
+pub fn render_whatif(w: &crate::policy::whatif::WhatIf) -> String {
+    let mut s = format!(
+        "{} v{} against v{}, as of {}, {} students\n\n",
+        w.policy_id, w.candidate.version, w.against.version, w.as_of, w.students
+    );
+    s.push_str(&format!(
+        "            eligible  ineligible  errors  cost\n  before  {:>10}  {:>10}  {:>6}  {}\n  after   {:>10}  {:>10}  {:>6}  {}\n\n",
+        w.before.eligible,
+        w.before.ineligible,
+        w.before.errors,
+        describe_cost(&w.before.cost),
+        w.after.eligible,
+        w.after.ineligible,
+        w.after.errors,
+        describe_cost(&w.after.cost)
+    ));
+    s.push_str(&format!("  gained {}, lost {}\n", w.gained, w.lost));
+    if !w.criteria.is_empty() {
+        s.push_str("\nCriteria (students newly failing / newly passing)\n");
+        for c in &w.criteria {
+            s.push_str(&format!(
+                "  {:<28} {:>8} {:>8}\n",
+                c.code, c.newly_failing, c.newly_passing
+            ));
+        }
+    }
+    for (name, rows) in [
+        ("School", &w.groups.school),
+        ("Endorsement area", &w.groups.area),
+        ("Gender", &w.groups.gender),
+        ("Race/ethnicity", &w.groups.race_ethnicity),
+    ] {
+        s.push_str(&format!(
+            "\n{name} (groups under {} suppressed)\n  {:<44} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+            w.suppress_below, "group", "students", "before", "after", "gained", "lost"
+        ));
+        for r in rows {
+            s.push_str(&format!(
+                "  {:<44} {:>10} {:>10} {:>10} {:>10} {:>10}\n",
+                r.group,
+                r.students.to_string(),
+                r.eligible_before.to_string(),
+                r.eligible_after.to_string(),
+                r.gained.to_string(),
+                r.lost.to_string()
+            ));
+        }
+    }
+    s
+}
+
+pub fn export_policies(dir: &PathBuf, database_url: &str) -> anyhow::Result<bool> {
+    let store = crate::store::Store::open(database_url, 1)?;
+    let versions = store.policy_versions()?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut cases: std::collections::BTreeMap<String, String> = Default::default();
+    for s in &versions {
+        let m = &s.version.meta;
+        let path = dir.join(format!("{}.v{}.rhai", m.id, m.version));
+        std::fs::write(&path, &*s.version.source)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        if let Some(tests) = &s.tests {
+            // Versions come in version order: the last one's cases are the latest document.
+            cases.insert(m.id.clone(), tests.clone());
+        }
+    }
+    for (id, tests) in &cases {
+        let value: serde_json::Value = serde_json::from_str(tests)?;
+        let path = dir.join(format!("{id}.tests.json"));
+        std::fs::write(&path, serde_json::to_string_pretty(&value)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!(
+        "wrote {} versions and {} case files to {}",
+        versions.len(),
+        cases.len(),
+        dir.display()
+    );
+    Ok(true)
 }
 
 pub fn gen_students(count: u64, seed: u64) -> anyhow::Result<()> {

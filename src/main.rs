@@ -38,6 +38,28 @@ fn main() -> ExitCode {
             json,
         }) => cli::check(&student, &policies, as_of, &rules, json).map(|_| true),
         Some(Command::Test { dir }) => cli::test(&dir),
+        Some(Command::Simulate {
+            policy,
+            students,
+            against,
+            against_version,
+            as_of,
+            rules,
+            suppress_below,
+            json,
+        }) => cli::simulate(cli::SimulateArgs {
+            policy,
+            students,
+            against,
+            against_version,
+            as_of,
+            rules,
+            suppress_below,
+            json,
+        }),
+        Some(Command::Policies(cli::PoliciesCommand::Export { dir, database_url })) => {
+            cli::export_policies(&dir, &database_url)
+        }
         Some(Command::GenStudents { count, seed }) => cli::gen_students(count, seed).map(|_| true),
     };
     match result {

@@ -49,10 +49,12 @@ pub struct Side {
 #[derive(Debug, Clone, Default, Serialize, ToSchema)]
 pub struct CriterionShift {
     pub code: String,
-    /// Passed (or not asked) under the version compared against, failed or unknown under the
-    /// candidate.
+    /// Failed or unknown under the candidate, passed under the version compared against (or,
+    /// for a criterion that version did not have, the student was eligible under it).
     pub newly_failing: u64,
-    /// Failed or unknown before, passed under the candidate.
+    /// Passed under the candidate, failed or unknown before (or, for a criterion the version
+    /// compared against did not have, the student gains). Criteria the candidate dropped are
+    /// not listed.
     pub newly_passing: u64,
 }
 
@@ -269,9 +271,19 @@ impl Tally {
                 .iter()
                 .find(|b| b.code == r.code)
                 .map(|b| b.status);
-            let failing = r.status != Status::Passed && earlier.is_none_or(|s| s == Status::Passed);
-            let passing =
-                r.status == Status::Passed && earlier.is_some_and(|s| s != Status::Passed);
+            // A criterion the version compared against did not have is counted only where it
+            // decides the change: it newly fails a student who was eligible, and newly passes
+            // one who gained (a renamed criterion would otherwise count everyone it fails).
+            let failing = r.status != Status::Passed
+                && match earlier {
+                    Some(s) => s == Status::Passed,
+                    None => was,
+                };
+            let passing = r.status == Status::Passed
+                && match earlier {
+                    Some(s) => s != Status::Passed,
+                    None => !was && is,
+                };
             if failing || passing {
                 let entry = self.criteria.entry(r.code.clone()).or_default();
                 entry.0 += u64::from(failing);
@@ -547,9 +559,15 @@ mod tests {
         assert_eq!(w.after.cost.cents, Some(25 * 50_000));
         assert_eq!(changes.len(), 15);
         assert!(changes.iter().all(|c| c.change == "gained"));
-        // v1's college criterion and v2's combined one have different codes: the candidate's
-        // criterion is new, so it newly fails nobody here (everyone passes it).
+        // v1's college criterion and v2's combined one have different codes: the new one is
+        // counted where it decides the change, for the 15 who gain.
         assert!(w.criteria.iter().all(|c| c.newly_failing == 0));
+        let new = w
+            .criteria
+            .iter()
+            .find(|c| c.code == "college_or_local_job")
+            .unwrap();
+        assert_eq!(new.newly_passing, 15);
         let school = |g: &str| w.groups.school.iter().find(|r| r.group == g).unwrap();
         assert_eq!(school("big").students, Cell::Count(22));
         assert_eq!(school("big").gained, Cell::Count(12));

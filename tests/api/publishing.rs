@@ -447,3 +447,127 @@ async fn a_version_published_through_one_instance_is_served_by_another_within_a_
         "served after {served:?}"
     );
 }
+
+fn eligo(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eligo_simulate_prints_the_same_summary_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cohort = dir.path().join("cohort.ndjson");
+    let mut lines = String::new();
+    for i in 0..12 {
+        let mut s = qualifying_student(&format!("J-{i:02}"));
+        s["postsecondary"] = json!({"institution_id": "ivcc", "status": "applied"});
+        s["job_offers"] = json!([{"employer": "Acme", "naics": "332710", "local": true}]);
+        lines.push_str(&format!("{s}\n"));
+    }
+    for i in 0..10 {
+        lines.push_str(&format!("{}\n", qualifying_student(&format!("E-{i:02}"))));
+    }
+    std::fs::write(&cohort, &lines).unwrap();
+    let rules = crate::helpers::RULES;
+    let v2 = format!("{rules}/ima-mett-scholarship.v2.rhai");
+    let v1 = format!("{rules}/ima-mett-scholarship.v1.rhai");
+    let base = [
+        "simulate",
+        "--policy",
+        v2.as_str(),
+        "--students",
+        cohort.to_str().unwrap(),
+        "--as-of",
+        "2024-06-01",
+        "--rules",
+        rules,
+    ];
+    let out = eligo(&[&base[..], &["--against-version", "1"]].concat());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("ima-mett-scholarship v2 against v1, as of 2024-06-01, 22 students"),
+        "{text}"
+    );
+    assert!(text.contains("gained 12, lost 0"), "{text}");
+    assert!(
+        text.contains("$5000.00") && text.contains("$11000.00"),
+        "{text}"
+    );
+    // --against a file, as JSON: the API's summary.
+    let out = eligo(&[&base[..], &["--against", v1.as_str(), "--json"]].concat());
+    let w: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(w["gained"], 12);
+    assert_eq!(w["after"]["cost"]["cents"], 1_100_000);
+    assert_eq!(w["groups"]["school"][0]["students"], 22);
+    // A bad line is named, and nothing is printed as a result.
+    std::fs::write(&cohort, format!("{lines}{{\"student_id\": 5}}\n")).unwrap();
+    let out = eligo(&[&base[..], &["--against-version", "1"]].concat());
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 23"), "{err}");
+    let out = eligo(&[&base[..], &["--against-version", "7"]].concat());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no version 7"));
+}
+
+#[tokio::test]
+async fn eligo_policies_export_writes_a_rules_folder_that_tests_green() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.unwrap();
+    let res = publish(
+        &app.client,
+        &app.address,
+        &acme_source(1, "2024-01-01"),
+        &acme_cases(),
+        false,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("exported");
+    let out = eligo(&[
+        "policies",
+        "export",
+        out_dir.to_str().unwrap(),
+        "--database-url",
+        &app.database_url,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "acme-machining-award.tests.json",
+            "acme-machining-award.v1.rhai",
+            "ima-mett-scholarship.tests.json",
+            "ima-mett-scholarship.v1.rhai",
+            "ima-mett-scholarship.v2.rhai",
+            "ivcc-ccpe-waiver.tests.json",
+            "ivcc-ccpe-waiver.v1.rhai",
+            "jjc-ccpe-waiver.tests.json",
+            "jjc-ccpe-waiver.v1.rhai",
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out_dir.join("acme-machining-award.v1.rhai")).unwrap(),
+        acme_source(1, "2024-01-01")
+    );
+    let out = eligo(&["test", out_dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("0 failed"), "{text}");
+}
