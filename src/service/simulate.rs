@@ -123,7 +123,9 @@ impl Service {
         let below = self.suppress_below;
         let school = request.school_id;
         blocking(move || {
+            let started = std::time::Instant::now();
             let records = store.student_records(school.as_deref())?;
+            let loaded = started.elapsed();
             let (summary, changes, bad) = compare(
                 &Comparison {
                     candidate: &candidate,
@@ -133,6 +135,12 @@ impl Service {
                     threads: cohort_threads(),
                 },
                 &records,
+            );
+            tracing::info!(
+                students = records.len(),
+                load_ms = loaded.as_millis() as u64,
+                evaluate_ms = (started.elapsed() - loaded).as_millis() as u64,
+                "what-if done"
             );
             if let Some(b) = bad.first() {
                 return Err(ServiceError::invariant(format!(
