@@ -80,6 +80,7 @@ impl Application {
             settings,
             metrics: metrics.clone(),
         });
+        let form_limit = state.settings.max_body_bytes;
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -93,6 +94,16 @@ impl Application {
                     )
                     .into()
                 }))
+                // Page forms carry policy scripts and their cases: the API's body limit, and a
+                // refusal that is a page saying so.
+                .app_data(web::FormConfig::default().limit(form_limit).error_handler(
+                    |err, _req| {
+                        crate::pages::PageError::bad_request(format!(
+                            "The form could not be read: {err}"
+                        ))
+                        .into()
+                    },
+                ))
                 .app_data(
                     web::PathConfig::default()
                         .error_handler(|err, _req| ApiError::not_found(err.to_string()).into()),

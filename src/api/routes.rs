@@ -118,14 +118,17 @@ macro_rules! route {
     };
 }
 
-/// A page of the table: `page!(GET "/path", module::handler, access)`.
+/// A page of the table: `page!(GET "/path", module::handler, access[, scope])`.
 macro_rules! page {
     ($method:ident $path:literal, $($handler:ident)::+, $access:expr) => {
+        page!($method $path, $($handler)::+, $access, Scope::Any)
+    };
+    ($method:ident $path:literal, $($handler:ident)::+, $access:expr, $scope:expr) => {
         Route {
             method: Method::$method,
             path: $path,
             access: $access,
-            scope: Scope::Any,
+            scope: $scope,
             kind: Kind::Page,
             handler: || web::route().method(Method::$method).to($($handler)::+),
             document: None,
@@ -182,6 +185,11 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         page!(POST "/preview", pages::students::preview, STUDENTS),
         page!(GET "/schools/{id}", pages::students::school, STUDENTS),
         page!(GET "/schools/{id}/students.csv", pages::students::school_csv, STUDENTS),
+        page!(GET "/policies", pages::policies::list, AUTHORS),
+        page!(GET "/policies/new", pages::policies::new_candidate, AUTHORS),
+        page!(POST "/policies/check", pages::policies::check, AUTHORS, Sponsor),
+        page!(POST "/policies/publish", pages::policies::publish, AUTHORS, Sponsor),
+        page!(GET "/policies/{id}/versions/{version}", pages::policies::version, AUTHORS),
     ]
 });
 

@@ -2,6 +2,7 @@
 //! compile time), no JavaScript. Handlers call the same service functions as the API; their
 //! routes are rows of the route table (`api::routes`), which also says who may open each.
 
+pub mod policies;
 pub mod session;
 pub mod students;
 
@@ -36,6 +37,8 @@ pub struct SignedIn {
     pub csrf: String,
     /// Whether the counselor pages are the caller's (the nav links them).
     pub students: bool,
+    /// Whether the policy pages are the caller's.
+    pub policies: bool,
 }
 
 impl Chrome {
@@ -45,6 +48,8 @@ impl Chrome {
             role: s.caller.role.as_str(),
             csrf: s.csrf_token.clone(),
             students: crate::api::routes::find(&actix_web::http::Method::GET, "/students")
+                .is_some_and(|r| r.allows(s.caller.role)),
+            policies: crate::api::routes::find(&actix_web::http::Method::GET, "/policies")
                 .is_some_and(|r| r.allows(s.caller.role)),
         });
         Self { signed_in }

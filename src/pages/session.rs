@@ -64,6 +64,9 @@ pub async fn home(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
         Some(s) if s.students => Ok(HttpResponse::SeeOther()
             .insert_header(("Location", "/students"))
             .finish()),
+        Some(s) if s.policies => Ok(HttpResponse::SeeOther()
+            .insert_header(("Location", "/policies"))
+            .finish()),
         Some(s) => {
             let role = s.role;
             html(HomePage { chrome, role })

@@ -195,6 +195,38 @@ pub fn fits<'a>(
     Ok(already_published)
 }
 
+/// Runs `suite` with `candidate` in place of any published version of the same number (with a
+/// fresh evaluator, so candidates never stay in a shared cache), and reads its coverage from
+/// the cases that the candidate decided.
+pub fn run_cases(
+    published: &Registry,
+    candidate: &PolicyVersion,
+    suite: &TestSuite,
+) -> Result<(Vec<CaseResult>, Coverage), Refusal> {
+    let id = &candidate.meta.id;
+    let mut versions: Vec<PolicyVersion> = published
+        .versions_of(id)
+        .filter(|v| v.meta.version != candidate.meta.version)
+        .map(|v| (**v).clone())
+        .collect();
+    versions.push(candidate.clone());
+    let registry = Registry::new(versions, vec![]).map_err(Refusal::Policy)?;
+    let mut evaluator = Evaluator::default();
+    let mut results = Vec::with_capacity(suite.cases.len());
+    let mut decisions = Vec::new();
+    for case in &suite.cases {
+        let (result, decision) = run_case_deciding(&registry, &mut evaluator, id, case);
+        results.push(result);
+        decisions.push(decision);
+    }
+    let mine: Vec<&Decision> = decisions
+        .iter()
+        .flatten()
+        .filter(|d| d.version == candidate.meta.version)
+        .collect();
+    Ok((results, Coverage::of(candidate, &mine)))
+}
+
 /// Runs every check on a compiled candidate against the published versions in `published`.
 /// Evaluates the cases with a fresh evaluator, so candidates never stay in a shared cache.
 pub fn check(
@@ -210,28 +242,7 @@ pub fn check(
         )));
     }
     let already_published = fits(published.versions_of(&id).map(|v| &**v), &candidate)?;
-    let mut others: Vec<PolicyVersion> = published
-        .versions_of(&id)
-        .filter(|v| v.meta.version != candidate.meta.version)
-        .map(|v| (**v).clone())
-        .collect();
-    let number = candidate.meta.version;
-    others.push(candidate.clone());
-    let registry = Registry::new(others, vec![]).map_err(Refusal::Policy)?;
-    let mut evaluator = Evaluator::default();
-    let mut results = Vec::with_capacity(suite.cases.len());
-    let mut decisions = Vec::new();
-    for case in &suite.cases {
-        let (result, decision) = run_case_deciding(&registry, &mut evaluator, &id, case);
-        results.push(result);
-        decisions.push(decision);
-    }
-    let mine: Vec<&Decision> = decisions
-        .iter()
-        .flatten()
-        .filter(|d| d.version == number)
-        .collect();
-    let coverage = Coverage::of(&candidate, &mine);
+    let (results, coverage) = run_cases(published, &candidate, &suite)?;
     let failed = results.iter().filter(|r| !r.passed).count();
     let summary = TestSummary {
         total: results.len(),

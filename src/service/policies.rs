@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::access::Caller;
 use super::{blocking, Service, ServiceError};
 use crate::policy::publish::{self, Coverage, Refusal, TestSummary};
-use crate::policy::tests::TestSuite;
+use crate::policy::tests::{CaseResult, TestSuite};
 use crate::policy::{PolicyVersion, Registry};
 use crate::store::policies::{NewVersion, StoredVersion};
 
@@ -29,6 +29,8 @@ pub struct PublishedVersion {
 pub struct Publication {
     pub version: PolicyVersion,
     pub summary: TestSummary,
+    /// Each case's result, in the order of the cases.
+    pub results: Vec<CaseResult>,
     pub coverage: Coverage,
     /// Whether this call recorded it (false on a dry run and when it was already published).
     pub recorded: bool,
@@ -128,6 +130,7 @@ impl Service {
             let mut publication = Publication {
                 version: checked.version,
                 summary: checked.summary,
+                results: checked.results,
                 coverage: checked.coverage,
                 recorded: false,
                 already_published: checked.already_published,
@@ -151,6 +154,16 @@ impl Service {
             Ok(publication)
         })
         .await
+    }
+
+    /// Runs a version's cases as publishing does (for pages that show them).
+    pub async fn run_cases(
+        &self,
+        version: Arc<PolicyVersion>,
+        suite: TestSuite,
+    ) -> Result<(Vec<CaseResult>, Coverage), ServiceError> {
+        let registry = self.registry();
+        blocking(move || Ok(publish::run_cases(&registry, &version, &suite)?)).await
     }
 
     /// Rebuilds the policies in force from the store (blocking).

@@ -686,6 +686,26 @@ async fn page_status(app: &TestApp, row: &Route, secret: Option<&str>, n: usize)
             ],
         ),
         ("GET", "/schools/{id}") => ("/schools/d204".into(), vec![]),
+        ("GET", "/policies") => (row.path.into(), vec![]),
+        ("GET", "/policies/new") => (format!("/policies/new?policy={IMA}"), vec![]),
+        ("GET", "/policies/{id}/versions/{version}") => {
+            (format!("/policies/{IMA}/versions/2"), vec![])
+        }
+        ("POST", "/policies/check" | "/policies/publish") => {
+            // IMA v2 as published, with its cases: every check passes (already published).
+            let read = |f: &str| {
+                std::fs::read_to_string(format!("{}/{f}", crate::helpers::RULES)).unwrap()
+            };
+            (
+                row.path.into(),
+                vec![
+                    ("csrf", csrf),
+                    ("source", read("ima-mett-scholarship.v2.rhai")),
+                    ("tests", read("ima-mett-scholarship.tests.json")),
+                    ("as_of", "2024-06-01".into()),
+                ],
+            )
+        }
         ("GET", "/schools/{id}/students.csv") => ("/schools/d204/students.csv".into(), vec![]),
         _ => panic!(
             "no sample request for the page {} {}: add one here so the access matrix covers it",

@@ -12,6 +12,7 @@ mod hostile;
 mod operations;
 mod pages;
 mod policies;
+mod policy_pages;
 mod publishing;
 mod resilience;
 mod shapes;
