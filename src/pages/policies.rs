@@ -311,15 +311,23 @@ pub struct Bar {
 pub struct Chart {
     pub id: &'static str,
     pub title: &'static str,
+    pub width: u32,
     pub height: u32,
+    /// Where the gained bars and the lost bars start.
+    pub gained_x: u32,
+    pub lost_x: u32,
     pub bars: Vec<Bar>,
+    /// The numbers, for the table below the chart.
+    pub rows: Vec<GroupRow>,
 }
 
 const BAR_AREA: u32 = 300;
-const LABEL_WIDTH: u32 = 260;
+const LABEL_WIDTH: u32 = 340;
+/// Labels longer than this are cut in the chart (the table below it has them whole).
+const LABEL_CHARS: usize = 44;
 const ROW: u32 = 28;
 
-fn chart(id: &'static str, title: &'static str, rows: &[GroupRow]) -> Chart {
+fn chart(id: &'static str, title: &'static str, rows: Vec<GroupRow>) -> Chart {
     let most = rows
         .iter()
         .flat_map(|r| [r.gained.count(), r.lost.count()])
@@ -336,8 +344,14 @@ fn chart(id: &'static str, title: &'static str, rows: &[GroupRow]) -> Chart {
         .enumerate()
         .map(|(i, r)| {
             let y = 10 + i as u32 * ROW;
+            let label = if r.group.chars().count() > LABEL_CHARS {
+                let cut: String = r.group.chars().take(LABEL_CHARS - 1).collect();
+                format!("{cut}…")
+            } else {
+                r.group.clone()
+            };
             Bar {
-                label: r.group.clone(),
+                label,
                 y,
                 text_y: y + 16,
                 gained: r.gained.to_string(),
@@ -351,8 +365,12 @@ fn chart(id: &'static str, title: &'static str, rows: &[GroupRow]) -> Chart {
     Chart {
         id,
         title,
+        width: LABEL_WIDTH + BAR_AREA + 40,
         height: 20 + bars.len() as u32 * ROW,
+        gained_x: LABEL_WIDTH,
+        lost_x: LABEL_WIDTH + BAR_AREA / 2,
         bars,
+        rows,
     }
 }
 
@@ -369,7 +387,6 @@ pub struct WhatIfView {
     pub budget: String,
     pub criteria: Vec<(String, u64, u64)>,
     pub charts: Vec<Chart>,
-    pub tables: Vec<(&'static str, Vec<GroupRow>)>,
     pub suppress_below: u64,
 }
 
@@ -421,16 +438,10 @@ impl From<Simulation> for WhatIfView {
                 .map(|c| (c.code, c.newly_failing, c.newly_passing))
                 .collect(),
             charts: vec![
-                chart("chart-school", "By school", &g.school),
-                chart("chart-area", "By endorsement area", &g.area),
-                chart("chart-gender", "By gender", &g.gender),
-                chart("chart-race", "By race/ethnicity", &g.race_ethnicity),
-            ],
-            tables: vec![
-                ("By school", g.school),
-                ("By endorsement area", g.area),
-                ("By gender", g.gender),
-                ("By race/ethnicity", g.race_ethnicity),
+                chart("chart-school", "By school", g.school),
+                chart("chart-area", "By endorsement area", g.area),
+                chart("chart-gender", "By gender", g.gender),
+                chart("chart-race", "By race/ethnicity", g.race_ethnicity),
             ],
             suppress_below: w.suppress_below,
         }

@@ -306,3 +306,135 @@ async fn a_counselor_uses_the_pages_in_a_browser() {
     check(&c, &axe, "signed-out").await;
     c.close().await.unwrap();
 }
+
+/// Sets a form field's value (long texts: typing them key by key is slow and proves nothing).
+async fn fill(c: &Client, id: &str, value: &str) {
+    c.execute(
+        "document.getElementById(arguments[0]).value = arguments[1];",
+        vec![json!(id), json!(value)],
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_author_checks_a_candidate_sees_the_what_if_and_publishes_in_a_browser() {
+    let Some((driver, chromium, axe)) = tools() else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let mut cohort = Vec::new();
+    for i in 0..24 {
+        let mut s = qualifying_student(&format!("WI-{i:02}"));
+        s["school_id"] = json!(if i < 20 {
+            "d204-metea-valley"
+        } else {
+            "d99-downers-grove-south"
+        });
+        s["demographics"] = json!({"gender": if i % 2 == 0 { "female" } else { "male" }});
+        if i % 3 == 0 {
+            s["postsecondary"] = json!({"institution_id": "ivcc", "status": "admitted"});
+        }
+        cohort.push(s);
+    }
+    let res = app
+        .client
+        .post(app.url("/v1/students/import"))
+        .json(&cohort)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let secret = new_key(&app.database_url, Role::Admin, None);
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&driver, &chromium, profile.path()).await;
+    c.goto(&app.url("/")).await.unwrap();
+    c.find(Locator::Id("key"))
+        .await
+        .unwrap()
+        .send_keys(&secret)
+        .await
+        .unwrap();
+    click_and_load(&c, Locator::Css("form[action='/sign-in'] button")).await;
+
+    // The policies, then one version.
+    click_and_load(&c, Locator::LinkText("Policies")).await;
+    check(&c, &axe, "policies").await;
+    click_and_load(
+        &c,
+        Locator::Css("a[href='/policies/ima-mett-scholarship/versions/2']"),
+    )
+    .await;
+    assert!(text_of(&c, "h1").await.contains("version 2"));
+    assert!(text_of(&c, "ol.source")
+        .await
+        .contains("fn evaluate(student, ctx)"));
+    check(&c, &axe, "policy-version").await;
+
+    // A candidate started from IMA: a stricter v3 (admitted only) shows whom it drops.
+    click_and_load(
+        &c,
+        Locator::LinkText("Start a new version from this policy"),
+    )
+    .await;
+    let v2 = std::fs::read_to_string(format!(
+        "{}/ima-mett-scholarship.v2.rhai",
+        crate::helpers::RULES
+    ))
+    .unwrap();
+    let stricter = v2
+        .replace("version: 2,", "version: 3,")
+        .replace("[\"admitted\", \"enrolled\"]", "[\"admitted\"]");
+    fill(&c, "source", &stricter).await;
+    fill(&c, "as_of", "2024-06-01").await;
+    click_and_load(&c, Locator::Css("form[action^='/policies/check'] button")).await;
+    let whatif = text_of(&c, "main").await;
+    assert!(whatif.contains("Gained 0, lost 16."), "{whatif}");
+    assert!(whatif.contains("overlapping"), "{whatif}");
+    assert!(c
+        .find(Locator::Css("figure.chart svg[role='img']"))
+        .await
+        .is_ok());
+    c.execute(
+        "document.getElementById('whatif').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    check(&c, &axe, "policy-whatif").await;
+
+    // A compile error is shown next to the field and at its line.
+    fill(
+        &c,
+        "source",
+        &stricter.replace(
+            "require(\"graduated\", student.graduated);",
+            "require(\"graduated\", ;",
+        ),
+    )
+    .await;
+    click_and_load(&c, Locator::Css("form[action^='/policies/check'] button")).await;
+    assert!(text_of(&c, "#source-error").await.contains("Line "));
+    assert!(text_of(&c, "#error-line")
+        .await
+        .contains("require(\"graduated\", ;"));
+    check(&c, &axe, "policy-compile-error").await;
+
+    // A new policy with covering cases: checked, then published.
+    fill(
+        &c,
+        "source",
+        &crate::publishing::acme_source(1, "2024-01-01"),
+    )
+    .await;
+    fill(&c, "tests", &crate::publishing::acme_cases().to_string()).await;
+    click_and_load(&c, Locator::Css("form[action^='/policies/check'] button")).await;
+    assert!(text_of(&c, "main").await.contains("Coverage met"));
+    click_and_load(&c, Locator::Css("form[action='/policies/publish'] button")).await;
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/policies/acme-machining-award/versions/1"
+    );
+    check(&c, &axe, "policy-published").await;
+    c.close().await.unwrap();
+}
