@@ -222,7 +222,7 @@ impl ApiError {
                 unprocessable("invalid-metadata", "Invalid policy metadata", message)
                     .with_field(key.unwrap_or_else(|| "source".into()))
             }
-            Refusal::Policy(_) => {
+            Refusal::Policy(_) | Refusal::TooLong(_) => {
                 unprocessable("invalid-policy", "Invalid policy", detail).with_field("source")
             }
             Refusal::Tests(_) => {

@@ -130,6 +130,9 @@ pub enum Refusal {
     /// It does not compile, or its metadata is bad.
     #[error(transparent)]
     Policy(PolicyError),
+    /// The script is longer than [`MAX_SOURCE_CHARS`].
+    #[error("source: {0} characters, more than the {MAX_SOURCE_CHARS} a policy script may have")]
+    TooLong(usize),
     /// The cases document is malformed or names another policy.
     #[error("tests: {0}")]
     Tests(String),
@@ -157,8 +160,16 @@ pub enum Refusal {
     },
 }
 
+/// The longest script accepted over the API and the pages, in characters (the seed policies are
+/// about 2,000).
+pub const MAX_SOURCE_CHARS: usize = 65_536;
+
 /// Compiles and reads a candidate (engine limits on); `origin` labels it in messages.
 pub fn load_candidate(source: &str, origin: &str) -> Result<PolicyVersion, Refusal> {
+    let chars = source.chars().count();
+    if chars > MAX_SOURCE_CHARS {
+        return Err(Refusal::TooLong(chars));
+    }
     load_version(&build_engine(&Limits::default()), source, origin).map_err(Refusal::Policy)
 }
 

@@ -20,6 +20,7 @@ use crate::policy::PolicyVersion;
 pub struct SimulationRequest {
     /// A candidate source (not yet published). Give this or `version`.
     #[serde(default)]
+    #[schema(max_length = 65536)]
     pub source: Option<String>,
     /// A published version of this policy as the candidate.
     #[serde(default)]

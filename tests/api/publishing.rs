@@ -571,3 +571,28 @@ async fn eligo_policies_export_writes_a_rules_folder_that_tests_green() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("0 failed"), "{text}");
 }
+
+#[tokio::test]
+async fn a_script_over_the_length_limit_is_refused_naming_the_field() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.unwrap();
+    let long = format!(
+        "{}\n// {}",
+        acme_source(1, "2024-01-01"),
+        "x".repeat(eligo::policy::publish::MAX_SOURCE_CHARS)
+    );
+    let p = problem(
+        publish(&app.client, &app.address, &long, &acme_cases(), false).await,
+        422,
+    )
+    .await;
+    assert_eq!(p["field"], "source");
+    assert!(p["detail"].as_str().unwrap().contains("65536"), "{p}");
+    let res = app
+        .client
+        .post(app.url("/v1/policies/ima-mett-scholarship/simulate"))
+        .json(&json!({"source": long}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(res, 422).await["field"], "source");
+}
