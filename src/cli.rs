@@ -375,9 +375,11 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<bool> {
             as_of,
             suppress_below: a.suppress_below,
             threads: crate::service::simulate::cohort_threads(),
+            budget: crate::policy::whatif::DECISION_BUDGET,
+            max_errors: crate::policy::whatif::MAX_ERRORS,
         },
         &lines,
-    );
+    )?;
     if !bad.is_empty() {
         let mut message = format!(
             "{} records in {} are invalid:",
@@ -414,14 +416,14 @@ pub fn render_whatif(w: &crate::policy::whatif::WhatIf) -> String {
         w.policy_id, w.candidate.version, w.against.version, w.as_of, w.students
     );
     s.push_str(&format!(
-        "            eligible  ineligible  errors  cost\n  before  {:>10}  {:>10}  {:>6}  {}\n  after   {:>10}  {:>10}  {:>6}  {}\n\n",
-        w.before.eligible,
-        w.before.ineligible,
-        w.before.errors,
+        "            eligible  ineligible      errors  cost\n  before  {:>10}  {:>10}  {:>10}  {}\n  after   {:>10}  {:>10}  {:>10}  {}\n\n",
+        w.before.eligible.to_string(),
+        w.before.ineligible.to_string(),
+        w.before.errors.to_string(),
         describe_cost(&w.before.cost),
-        w.after.eligible,
-        w.after.ineligible,
-        w.after.errors,
+        w.after.eligible.to_string(),
+        w.after.ineligible.to_string(),
+        w.after.errors.to_string(),
         describe_cost(&w.after.cost)
     ));
     s.push_str(&format!("  gained {}, lost {}\n", w.gained, w.lost));
@@ -429,8 +431,10 @@ pub fn render_whatif(w: &crate::policy::whatif::WhatIf) -> String {
         s.push_str("\nCriteria (students newly failing / newly passing)\n");
         for c in &w.criteria {
             s.push_str(&format!(
-                "  {:<28} {:>8} {:>8}\n",
-                c.code, c.newly_failing, c.newly_passing
+                "  {:<28} {:>10} {:>10}\n",
+                c.code,
+                c.newly_failing.to_string(),
+                c.newly_passing.to_string()
             ));
         }
     }
@@ -463,18 +467,23 @@ pub fn export_policies(dir: &PathBuf, database_url: &str) -> anyhow::Result<bool
     let store = crate::store::Store::open(database_url, 1)?;
     let versions = store.policy_versions()?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut cases: std::collections::BTreeMap<String, String> = Default::default();
+    // Each policy's cases as last published (by time, whatever the version numbers).
+    let mut cases: std::collections::BTreeMap<String, (&str, &str)> = Default::default();
     for s in &versions {
         let m = &s.version.meta;
         let path = dir.join(format!("{}.v{}.rhai", m.id, m.version));
         std::fs::write(&path, &*s.version.source)
             .with_context(|| format!("cannot write {}", path.display()))?;
         if let Some(tests) = &s.tests {
-            // Versions come in version order: the last one's cases are the latest document.
-            cases.insert(m.id.clone(), tests.clone());
+            let entry = cases
+                .entry(m.id.clone())
+                .or_insert((s.published_at.as_str(), tests.as_str()));
+            if s.published_at.as_str() >= entry.0 {
+                *entry = (s.published_at.as_str(), tests.as_str());
+            }
         }
     }
-    for (id, tests) in &cases {
+    for (id, (_, tests)) in &cases {
         let value: serde_json::Value = serde_json::from_str(tests)?;
         let path = dir.join(format!("{id}.tests.json"));
         std::fs::write(&path, serde_json::to_string_pretty(&value)? + "\n")

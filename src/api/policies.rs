@@ -15,6 +15,7 @@ use crate::policy::tests::TestSuite;
 use crate::policy::whatif::Change;
 use crate::policy::Award;
 use crate::service::awards::{BudgetLimits, BudgetView};
+use crate::service::ledger::csv_cell;
 use crate::service::policies::{Publication, PublishedVersion};
 use crate::service::simulate::{Simulation, SimulationRequest};
 
@@ -169,7 +170,7 @@ pub async fn get_budget(
 #[serde(remote = "Self", deny_unknown_fields)]
 pub struct PublishRequest {
     /// The rhai script.
-    #[schema(max_length = 65536)]
+    #[schema(max_length = 16384)]
     pub source: String,
     pub tests: TestSuite,
 }
@@ -274,7 +275,8 @@ pub async fn publish_policy(
 /// criterion how many it newly fails or passes, and the same counts by school, endorsement
 /// area, gender and race/ethnicity, with cells under the suppression threshold (10 by default)
 /// reported as `suppressed`. With `Accept: application/x-ndjson` or `text/csv` the answer is
-/// instead the list of students who gain or lose. Writes nothing.
+/// instead the list of students who gain or lose, for keys that may read students (admins; not
+/// authors: 403). Writes nothing.
 #[utoipa::path(
     post, path = "/v1/policies/{id}/simulate", tag = "policies",
     params(("id" = String, Path, description = "Policy id")),
@@ -295,6 +297,17 @@ pub async fn simulate_policy(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let caller = super::access::caller(&req)?;
+    let list = super::body::accepts(&req, "text/csv") || super::body::accepts(&req, "ndjson");
+    // The list names students: only for keys that may read students (an author may not).
+    let reads_students = super::routes::find(&actix_web::http::Method::GET, "/v1/students")
+        .is_some_and(|r| r.allows(caller.role));
+    if list && !reads_students {
+        return Err(super::access::forbidden(format!(
+            "the list of students who gain or lose names students, and a {} key may not read \
+             students; ask for the summary (application/json)",
+            caller.role.as_str()
+        )));
+    }
     let request: SimulationRequest =
         super::body::read_json(&req, payload, state.settings.max_body_bytes).await?;
     let (simulation, changes) = state
@@ -327,11 +340,11 @@ fn changes_csv(changes: &[Change]) -> Result<Vec<u8>, ApiError> {
         .map_err(fail)?;
     for c in changes {
         w.write_record([
-            c.student_id.as_str(),
-            c.school_id.as_deref().unwrap_or(""),
-            c.change,
-            c.before.as_str(),
-            c.after.as_str(),
+            csv_cell(&c.student_id),
+            csv_cell(c.school_id.as_deref().unwrap_or("")),
+            c.change.to_string(),
+            c.before.as_str().to_string(),
+            c.after.as_str().to_string(),
         ])
         .map_err(fail)?;
     }

@@ -379,18 +379,21 @@ pub struct WhatIfView {
     pub against: u32,
     pub candidate: u32,
     pub as_of: String,
-    pub students: u64,
-    pub before: (u64, u64, u64, String),
-    pub after: (u64, u64, u64, String),
-    pub gained: u64,
-    pub lost: u64,
+    pub students: String,
+    pub before: (String, String, String, String),
+    pub after: (String, String, String, String),
+    pub gained: String,
+    pub lost: String,
     pub budget: String,
-    pub criteria: Vec<(String, u64, u64)>,
+    pub criteria: Vec<(String, String, String)>,
     pub charts: Vec<Chart>,
     pub suppress_below: u64,
 }
 
 fn cost_text(c: &Cost) -> String {
+    if c.awards == Cell::Suppressed {
+        return "suppressed".to_string();
+    }
     match (c.cents, c.credit_hours) {
         (Some(cents), _) => format!("{} ({} awards)", dollars(cents), c.awards),
         (None, Some(h)) => format!("{h} credit hours ({} awards)", c.awards),
@@ -416,26 +419,32 @@ impl From<Simulation> for WhatIfView {
             against: w.against.version,
             candidate: w.candidate.version,
             as_of: w.as_of.to_string(),
-            students: w.students,
+            students: w.students.to_string(),
             before: (
-                w.before.eligible,
-                w.before.ineligible,
-                w.before.errors,
+                w.before.eligible.to_string(),
+                w.before.ineligible.to_string(),
+                w.before.errors.to_string(),
                 cost_text(&w.before.cost),
             ),
             after: (
-                w.after.eligible,
-                w.after.ineligible,
-                w.after.errors,
+                w.after.eligible.to_string(),
+                w.after.ineligible.to_string(),
+                w.after.errors.to_string(),
                 cost_text(&w.after.cost),
             ),
-            gained: w.gained,
-            lost: w.lost,
+            gained: w.gained.to_string(),
+            lost: w.lost.to_string(),
             budget,
             criteria: w
                 .criteria
                 .into_iter()
-                .map(|c| (c.code, c.newly_failing, c.newly_passing))
+                .map(|c| {
+                    (
+                        c.code,
+                        c.newly_failing.to_string(),
+                        c.newly_passing.to_string(),
+                    )
+                })
                 .collect(),
             charts: vec![
                 chart("chart-school", "By school", g.school),

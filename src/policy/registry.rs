@@ -88,8 +88,11 @@ impl PolicyMeta {
                 ),
             );
         }
-        if self.version == 0 {
-            return bad("version", "version must be a positive integer");
+        if self.version == 0 || self.version > i32::MAX as u32 {
+            return bad(
+                "version",
+                format!("version must be an integer from 1 to {}", i32::MAX),
+            );
         }
         if self.title.trim().is_empty() {
             return bad("title", "title must not be empty");
@@ -529,6 +532,11 @@ mod tests {
         assert_eq!(
             key(&script("Bad Id", 1, "2024-01-01", None, "1")).as_deref(),
             Some("id")
+        );
+        // Stored as a 32-bit integer on both databases.
+        assert_eq!(
+            key(&script("p", 3_000_000_000, "2024-01-01", None, "1")).as_deref(),
+            Some("version")
         );
     }
 

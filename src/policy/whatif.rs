@@ -6,7 +6,7 @@
 //! evaluating, so it is spread over the cores too. Each thread has its own evaluator (sharing
 //! one measured slower than one thread).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
 use serde::{Serialize, Serializer};
@@ -24,10 +24,11 @@ pub struct VersionRef {
     pub hash: String,
 }
 
-/// What eligible students would be granted, at most (before budgets).
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+/// What eligible students would be granted, at most (before budgets). Suppressed with the
+/// eligible count it is worked out from.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Cost {
-    pub awards: u64,
+    pub awards: Cell,
     /// Scholarships: awards × amount, in cents.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cents: Option<i64>,
@@ -37,25 +38,26 @@ pub struct Cost {
 }
 
 /// The outcomes under one version.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Side {
-    pub eligible: u64,
-    pub ineligible: u64,
-    pub errors: u64,
+    pub eligible: Cell,
+    pub ineligible: Cell,
+    pub errors: Cell,
     pub cost: Cost,
 }
 
-/// How many students one criterion moves.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+/// How many students one criterion moves. Only criteria a version declares in its metadata are
+/// listed (a code made up at run time could carry a student's data out).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CriterionShift {
     pub code: String,
     /// Failed or unknown under the candidate, passed under the version compared against (or,
     /// for a criterion that version did not have, the student was eligible under it).
-    pub newly_failing: u64,
+    pub newly_failing: Cell,
     /// Passed under the candidate, failed or unknown before (or, for a criterion the version
     /// compared against did not have, the student gains). Criteria the candidate dropped are
     /// not listed.
-    pub newly_passing: u64,
+    pub newly_passing: Cell,
 }
 
 /// A count shown only when it is zero or at least the suppression threshold.
@@ -72,6 +74,19 @@ impl Cell {
         } else {
             Self::Suppressed
         }
+    }
+
+    /// A count out of `of` students: suppressed also when the rest (`of - n`) is small, since
+    /// both are shown or derivable.
+    fn out_of(n: u64, of: u64, below: u64) -> Self {
+        match (Self::new(n, below), Self::new(of.saturating_sub(n), below)) {
+            (Self::Count(_), Self::Count(_)) => Self::Count(n),
+            _ => Self::Suppressed,
+        }
+    }
+
+    fn is_suppressed(self) -> bool {
+        self == Self::Suppressed
     }
 
     pub fn count(self) -> Option<u64> {
@@ -153,11 +168,11 @@ pub struct WhatIf {
     pub as_of: NaiveDate,
     pub candidate: VersionRef,
     pub against: VersionRef,
-    pub students: u64,
+    pub students: Cell,
     pub before: Side,
     pub after: Side,
-    pub gained: u64,
-    pub lost: u64,
+    pub gained: Cell,
+    pub lost: Cell,
     pub criteria: Vec<CriterionShift>,
     pub groups: Breakdowns,
     /// Cells under this many students are suppressed.
@@ -239,7 +254,13 @@ fn bump(map: &mut HashMap<String, Counts>, key: &str, c: &Counts) {
 const NOT_RECORDED: &str = "(not recorded)";
 
 impl Tally {
-    fn record(&mut self, student: &Student, before: &Decision, after: &Decision) {
+    fn record(
+        &mut self,
+        student: &Student,
+        before: &Decision,
+        after: &Decision,
+        declared: &BTreeSet<&str>,
+    ) {
         self.students += 1;
         self.before[outcome_index(before.outcome)] += 1;
         self.after[outcome_index(after.outcome)] += 1;
@@ -265,7 +286,13 @@ impl Tally {
                 after: after.outcome,
             });
         }
+        let mut counted: Vec<&str> = Vec::with_capacity(after.reasons.len());
         for r in &after.reasons {
+            // Declared criteria only, each once per decision.
+            if !declared.contains(r.code.as_str()) || counted.contains(&r.code.as_str()) {
+                continue;
+            }
+            counted.push(&r.code);
             let earlier = before
                 .reasons
                 .iter()
@@ -354,46 +381,107 @@ impl Tally {
     }
 }
 
-fn cost(award: &Award, awards: u64) -> Cost {
+fn cost(award: &Award, awards: Cell) -> Cost {
+    let Cell::Count(n) = awards else {
+        return Cost {
+            awards,
+            cents: None,
+            credit_hours: None,
+        };
+    };
     match award {
         Award::Scholarship { amount_cents } => Cost {
             awards,
-            cents: Some(amount_cents.saturating_mul(awards as i64)),
+            cents: Some(amount_cents.saturating_mul(n as i64)),
             credit_hours: None,
         },
         Award::TuitionWaiver { credit_hours, .. } => Cost {
             awards,
             cents: None,
-            credit_hours: Some(credit_hours * awards as f64),
+            credit_hours: Some(credit_hours * n as f64),
         },
     }
 }
 
+/// The cells of one group of `c.students` students (or of the whole cohort).
+///
+/// - a group smaller than the threshold shows nothing (its zeros would tell too);
+/// - a count from 1 to the threshold less one is suppressed, and so is an eligible count whose
+///   complement (the ineligible) is that small;
+/// - `gained - lost = eligible after - eligible before`, so one hidden cell of these four could
+///   be worked out from the other three: when one is suppressed, all four are.
+fn cells(c: &Counts, below: u64) -> [Cell; 5] {
+    if c.students < below {
+        return [Cell::Suppressed; 5];
+    }
+    let mut cells = [
+        Cell::Count(c.students),
+        Cell::out_of(c.eligible_before, c.students, below),
+        Cell::out_of(c.eligible_after, c.students, below),
+        Cell::new(c.gained, below),
+        Cell::new(c.lost, below),
+    ];
+    link(&mut cells);
+    cells
+}
+
+/// When one of the four linked cells is suppressed, suppresses the other three.
+fn link(cells: &mut [Cell; 5]) {
+    if cells[1..].iter().any(|c| c.is_suppressed()) {
+        for cell in &mut cells[1..] {
+            *cell = Cell::Suppressed;
+        }
+    }
+}
+
+/// The rows of one breakdown, sorted by group. Besides each row's own rules, a column with
+/// exactly one suppressed row gets a second one (the smallest shown), since the total minus the
+/// shown rows would give it away; repeated until nothing changes.
 fn rows(map: HashMap<String, Counts>, below: u64) -> Vec<GroupRow> {
-    let mut rows: Vec<GroupRow> = map
+    let mut rows: Vec<(String, [Cell; 5])> = map
         .into_iter()
         .map(|(group, c)| {
-            // A group smaller than the threshold shows nothing at all: its zeros would tell too.
-            let small = c.students < below;
-            let cell = |n: u64| {
-                if small {
-                    Cell::Suppressed
-                } else {
-                    Cell::new(n, below)
-                }
-            };
-            GroupRow {
-                group,
-                students: cell(c.students),
-                eligible_before: cell(c.eligible_before),
-                eligible_after: cell(c.eligible_after),
-                gained: cell(c.gained),
-                lost: cell(c.lost),
-            }
+            let cells = cells(&c, below);
+            (group, cells)
         })
         .collect();
-    rows.sort_by(|a, b| a.group.cmp(&b.group));
-    rows
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    loop {
+        let mut changed = false;
+        for column in 0..5 {
+            let hidden = rows.iter().filter(|r| r.1[column].is_suppressed()).count();
+            if hidden != 1 {
+                continue;
+            }
+            let smallest = rows
+                .iter_mut()
+                .filter_map(|r| r.1[column].count().map(|n| (n, r)))
+                .min_by_key(|(n, _)| *n)
+                .map(|(_, r)| r);
+            if let Some(row) = smallest {
+                row.1[column] = Cell::Suppressed;
+                if column > 0 {
+                    link(&mut row.1);
+                }
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    rows.into_iter()
+        .map(
+            |(group, [students, eligible_before, eligible_after, gained, lost])| GroupRow {
+                group,
+                students,
+                eligible_before,
+                eligible_after,
+                gained,
+                lost,
+            },
+        )
+        .collect()
 }
 
 /// The inputs of a what-if.
@@ -405,13 +493,49 @@ pub struct Comparison<'a> {
     pub suppress_below: u64,
     /// Worker threads (at least 1).
     pub threads: usize,
+    /// Operations one decision may use here (at most the engine's limit): a candidate is not
+    /// yet tested, and runs on every student.
+    pub budget: u64,
+    /// Decisions ending in `error` after which the what-if stops (a broken or hostile
+    /// candidate costs at most this many exhausted budgets).
+    pub max_errors: u64,
 }
 
-/// Evaluates both versions on every record (JSON text) and sums up. Returns the summary, the
-/// students who gain or lose (in input order) and the records that could not be read.
-pub fn compare(c: &Comparison, records: &[String]) -> (WhatIf, Vec<Change>, Vec<BadRecord>) {
+/// Operations a decision may use in a what-if: ten times what the heaviest seed policy needs.
+pub const DECISION_BUDGET: u64 = 10_000;
+/// Error decisions after which a what-if stops.
+pub const MAX_ERRORS: u64 = 1_000;
+
+/// A what-if stopped because too many decisions ended in `error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the what-if stopped after {errors} decisions ended in error (the first: {first}); fix the policy, then try again")]
+pub struct Stopped {
+    pub errors: u64,
+    pub first: String,
+}
+
+/// What a what-if returns: the summary, the students who gain or lose (in input order) and the
+/// records that could not be read.
+pub type Compared = (WhatIf, Vec<Change>, Vec<BadRecord>);
+
+/// Evaluates both versions on every record (JSON text) and sums up.
+pub fn compare(c: &Comparison, records: &[String]) -> Result<Compared, Stopped> {
+    use std::sync::atomic::{AtomicU64, Ordering};
     let threads = c.threads.clamp(1, 64);
     let chunk = records.len().div_ceil(threads).max(1);
+    let errors = AtomicU64::new(0);
+    let first_error: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    let errors = &errors;
+    let first_error = &first_error;
+    let declared: BTreeSet<&str> = c
+        .candidate
+        .meta
+        .criteria
+        .keys()
+        .chain(c.against.meta.criteria.keys())
+        .map(String::as_str)
+        .collect();
+    let declared = &declared;
     let tallies: Vec<Tally> = std::thread::scope(|scope| {
         let handles: Vec<_> = records
             .chunks(chunk)
@@ -424,9 +548,35 @@ pub fn compare(c: &Comparison, records: &[String]) -> (WhatIf, Vec<Change>, Vec<
                         match Student::from_json(text) {
                             Ok(student) => {
                                 let prepared = Prepared::new(student);
-                                let before = evaluator.evaluate(c.against, &prepared, c.as_of);
-                                let after = evaluator.evaluate(c.candidate, &prepared, c.as_of);
-                                tally.record(prepared.student(), &before, &after);
+                                let mut decide = |v: &PolicyVersion| {
+                                    let d = evaluator
+                                        .evaluate_within(v, &prepared, c.as_of, c.budget)
+                                        .unwrap_or_else(|| {
+                                            Decision::failed(
+                                                v,
+                                                c.as_of,
+                                                &format!(
+                                                    "more than the what-if's {} operations per decision",
+                                                    c.budget
+                                                ),
+                                            )
+                                        });
+                                    if d.outcome == Outcome::Error {
+                                        errors.fetch_add(1, Ordering::Relaxed);
+                                        if let Ok(mut first) = first_error.lock() {
+                                            first.get_or_insert_with(|| {
+                                                d.error.clone().unwrap_or_default()
+                                            });
+                                        }
+                                    }
+                                    d
+                                };
+                                let before = decide(c.against);
+                                let after = decide(c.candidate);
+                                tally.record(prepared.student(), &before, &after, declared);
+                                if errors.load(Ordering::Relaxed) >= c.max_errors {
+                                    break;
+                                }
                             }
                             Err(e) => tally.bad.push(BadRecord {
                                 index: n * chunk + i,
@@ -440,15 +590,59 @@ pub fn compare(c: &Comparison, records: &[String]) -> (WhatIf, Vec<Change>, Vec<
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
             .collect()
     });
+    let errors = errors.load(Ordering::Relaxed);
+    if errors >= c.max_errors {
+        return Err(Stopped {
+            errors,
+            first: first_error
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+                .unwrap_or_default(),
+        });
+    }
     let mut total = Tally::default();
     for t in tallies {
         total.merge(t);
     }
     let below = c.suppress_below.max(1);
     let [school, area, gender, race] = total.groups;
+    // The whole cohort (or the one school asked for) follows the rules of a group.
+    let whole = Counts {
+        students: total.students,
+        eligible_before: total.before[0],
+        eligible_after: total.after[0],
+        gained: total.gained,
+        lost: total.lost,
+    };
+    let [students, eligible_before, eligible_after, gained, lost] = cells(&whole, below);
+    let small_cohort = students.is_suppressed();
+    let count = |n: u64| {
+        if small_cohort {
+            Cell::Suppressed
+        } else {
+            Cell::new(n, below)
+        }
+    };
+    // Eligible, ineligible and errors add up to the students: one hidden, all hidden.
+    let side = |award: &Award, outcomes: [u64; 3], eligible: Cell| {
+        let mut three = [eligible, count(outcomes[1]), count(outcomes[2])];
+        if three.iter().any(|c| c.is_suppressed()) {
+            three = [Cell::Suppressed; 3];
+        }
+        Side {
+            eligible: three[0],
+            ineligible: three[1],
+            errors: three[2],
+            cost: cost(award, three[0]),
+        }
+    };
     let summary = WhatIf {
         policy_id: c.candidate.meta.id.clone(),
         as_of: c.as_of,
@@ -460,28 +654,18 @@ pub fn compare(c: &Comparison, records: &[String]) -> (WhatIf, Vec<Change>, Vec<
             version: c.against.meta.version,
             hash: c.against.hash.clone(),
         },
-        students: total.students,
-        before: Side {
-            eligible: total.before[0],
-            ineligible: total.before[1],
-            errors: total.before[2],
-            cost: cost(&c.against.meta.award, total.before[0]),
-        },
-        after: Side {
-            eligible: total.after[0],
-            ineligible: total.after[1],
-            errors: total.after[2],
-            cost: cost(&c.candidate.meta.award, total.after[0]),
-        },
-        gained: total.gained,
-        lost: total.lost,
+        students,
+        before: side(&c.against.meta.award, total.before, eligible_before),
+        after: side(&c.candidate.meta.award, total.after, eligible_after),
+        gained,
+        lost,
         criteria: total
             .criteria
             .into_iter()
             .map(|(code, (newly_failing, newly_passing))| CriterionShift {
                 code,
-                newly_failing,
-                newly_passing,
+                newly_failing: count(newly_failing),
+                newly_passing: count(newly_passing),
             })
             .collect(),
         groups: Breakdowns {
@@ -492,7 +676,7 @@ pub fn compare(c: &Comparison, records: &[String]) -> (WhatIf, Vec<Change>, Vec<
         },
         suppress_below: below,
     };
-    (summary, total.changes, total.bad)
+    Ok((summary, total.changes, total.bad))
 }
 
 #[cfg(test)]
@@ -526,20 +710,27 @@ mod tests {
         .to_string()
     }
 
-    fn compare_ima(records: &[String], threads: usize) -> (WhatIf, Vec<Change>, Vec<BadRecord>) {
+    fn comparison<'a>(
+        candidate: &'a PolicyVersion,
+        against: &'a PolicyVersion,
+        threads: usize,
+    ) -> Comparison<'a> {
+        Comparison {
+            candidate,
+            against,
+            as_of: "2024-06-01".parse().unwrap(),
+            suppress_below: 10,
+            threads,
+            budget: DECISION_BUDGET,
+            max_errors: MAX_ERRORS,
+        }
+    }
+
+    fn compare_ima(records: &[String], threads: usize) -> Compared {
         let r = seeds();
         let v1 = r.version("ima-mett-scholarship", 1).unwrap();
         let v2 = r.version("ima-mett-scholarship", 2).unwrap();
-        compare(
-            &Comparison {
-                candidate: v2,
-                against: v1,
-                as_of: "2024-06-01".parse().unwrap(),
-                suppress_below: 10,
-                threads,
-            },
-            records,
-        )
+        compare(&comparison(v2, v1, threads), records).unwrap()
     }
 
     #[test]
@@ -551,37 +742,94 @@ mod tests {
         records.extend((0..10).map(|i| enrolled(&format!("E-{i}"), "big")));
         let (w, changes, bad) = compare_ima(&records, 2);
         assert!(bad.is_empty());
-        assert_eq!(w.students, 25);
-        assert_eq!(w.before.eligible, 10);
-        assert_eq!(w.after.eligible, 25);
-        assert_eq!((w.gained, w.lost), (15, 0));
+        assert_eq!(w.students, Cell::Count(25));
+        assert_eq!(w.before.eligible, Cell::Count(10));
+        assert_eq!(w.after.eligible, Cell::Count(25));
+        assert_eq!((w.gained, w.lost), (Cell::Count(15), Cell::Count(0)));
         assert_eq!(w.before.cost.cents, Some(10 * 50_000));
         assert_eq!(w.after.cost.cents, Some(25 * 50_000));
         assert_eq!(changes.len(), 15);
         assert!(changes.iter().all(|c| c.change == "gained"));
         // v1's college criterion and v2's combined one have different codes: the new one is
         // counted where it decides the change, for the 15 who gain.
-        assert!(w.criteria.iter().all(|c| c.newly_failing == 0));
+        assert!(w.criteria.iter().all(|c| c.newly_failing == Cell::Count(0)));
         let new = w
             .criteria
             .iter()
             .find(|c| c.code == "college_or_local_job")
             .unwrap();
-        assert_eq!(new.newly_passing, 15);
+        assert_eq!(new.newly_passing, Cell::Count(15));
+        // A school of 3 shows no number at all; with only two schools, the other one's numbers
+        // would give it away (the totals minus them), so they are hidden too.
         let school = |g: &str| w.groups.school.iter().find(|r| r.group == g).unwrap();
-        assert_eq!(school("big").students, Cell::Count(22));
-        assert_eq!(school("big").gained, Cell::Count(12));
-        assert_eq!(school("big").lost, Cell::Count(0));
-        // A group of 3 shows no number at all.
-        let small = school("small");
-        assert_eq!(small.students, Cell::Suppressed);
-        assert_eq!(small.gained, Cell::Suppressed);
-        assert_eq!(small.lost, Cell::Suppressed);
-        let gender = |g: &str| w.groups.gender.iter().find(|r| r.group == g).unwrap();
-        assert_eq!(gender("female").gained, Cell::Count(12));
-        assert_eq!(gender(NOT_RECORDED).students, Cell::Count(10));
+        for row in [school("small"), school("big")] {
+            assert_eq!(row.students, Cell::Suppressed);
+            assert_eq!(row.gained, Cell::Suppressed);
+        }
         let json = serde_json::to_value(&w).unwrap();
         assert_eq!(json["groups"]["school"][1]["gained"], "suppressed");
+        assert_eq!(json["gained"], 15);
+    }
+
+    fn counts(students: u64, eb: u64, ea: u64, gained: u64, lost: u64) -> Counts {
+        Counts {
+            students,
+            eligible_before: eb,
+            eligible_after: ea,
+            gained,
+            lost,
+        }
+    }
+
+    #[test]
+    fn suppression_hides_small_cells_their_complements_and_what_the_rest_would_reveal() {
+        use Cell::{Count, Suppressed};
+        let map: HashMap<String, Counts> = [
+            ("a", counts(100, 40, 60, 20, 0)),
+            ("b", counts(50, 20, 30, 10, 0)),
+            ("c", counts(5, 1, 2, 1, 0)),
+            // 3 gained: hidden, and with it the other three linked cells (gained - lost =
+            // after - before would give it back).
+            ("d", counts(100, 50, 53, 3, 0)),
+            // 95 of 100 eligible: the 5 ineligible would show, so hidden.
+            ("e", counts(100, 95, 95, 0, 0)),
+        ]
+        .into_iter()
+        .map(|(k, c)| (k.to_string(), c))
+        .collect();
+        let rows = rows(map, 10);
+        let row = |g: &str| rows.iter().find(|r| r.group == g).unwrap();
+        let all = |r: &GroupRow| {
+            [
+                r.students,
+                r.eligible_before,
+                r.eligible_after,
+                r.gained,
+                r.lost,
+            ]
+        };
+        assert_eq!(
+            all(row("a")),
+            [Count(100), Count(40), Count(60), Count(20), Count(0)]
+        );
+        assert_eq!(all(row("c")), [Suppressed; 5]);
+        assert_eq!(
+            all(row("d")),
+            [Count(100), Suppressed, Suppressed, Suppressed, Suppressed]
+        );
+        assert_eq!(
+            all(row("e")),
+            [Count(100), Suppressed, Suppressed, Suppressed, Suppressed]
+        );
+        // `c` alone hides its student count: the smallest other (b, 50) is hidden with it.
+        assert_eq!(row("b").students, Suppressed);
+        // No column is left with exactly one hidden cell.
+        for column in 0..5 {
+            let hidden = rows.iter().filter(|r| all(r)[column] == Suppressed).count();
+            assert_ne!(hidden, 1, "column {column}");
+        }
+        // A whole cohort under the threshold shows nothing.
+        assert_eq!(cells(&counts(9, 5, 5, 0, 0), 10), [Suppressed; 5]);
     }
 
     #[test]
@@ -608,41 +856,80 @@ mod tests {
         assert_eq!(b1, b4);
         assert_eq!(b1.len(), 1);
         assert_eq!(b1[0].index, 7);
-        assert_eq!(one.students, 39);
+        assert_eq!(one.students, Cell::Count(39));
+    }
+
+    fn candidate(from_v2: impl Fn(&str) -> String) -> PolicyVersion {
+        let r = seeds();
+        let v2 = r.version("ima-mett-scholarship", 2).unwrap();
+        crate::policy::publish::load_candidate(
+            &from_v2(&v2.source.replace("version: 2,", "version: 3,")),
+            "c",
+        )
+        .unwrap()
     }
 
     #[test]
     fn a_stricter_candidate_loses_students_and_names_the_criterion() {
         let r = seeds();
         let v2 = r.version("ima-mett-scholarship", 2).unwrap();
-        let stricter = crate::policy::publish::load_candidate(
-            &v2.source.replace("version: 2,", "version: 3,").replace(
+        let stricter = candidate(|s| {
+            s.replace(
                 "student.local_job_offer([\"31\", \"32\", \"33\"])",
                 "student.local_job_offer([\"336\"])",
-            ),
-            "c",
-        )
-        .unwrap();
+            )
+        });
         let records: Vec<String> = (0..10)
             .map(|i| job_path(&format!("J-{i}"), "a", "x"))
             .collect();
-        let (w, changes, _) = compare(
-            &Comparison {
-                candidate: &stricter,
-                against: v2,
-                as_of: "2024-06-01".parse().unwrap(),
-                suppress_below: 10,
-                threads: 2,
-            },
-            &records,
-        );
-        assert_eq!((w.gained, w.lost), (0, 10));
+        let (w, changes, _) = compare(&comparison(&stricter, v2, 2), &records).unwrap();
+        assert_eq!((w.gained, w.lost), (Cell::Count(0), Cell::Count(10)));
         assert_eq!(changes[0].change, "lost");
         let shift = w
             .criteria
             .iter()
             .find(|c| c.code == "college_or_local_job")
             .unwrap();
-        assert_eq!((shift.newly_failing, shift.newly_passing), (10, 0));
+        assert_eq!(
+            (shift.newly_failing, shift.newly_passing),
+            (Cell::Count(10), Cell::Count(0))
+        );
+    }
+
+    #[test]
+    fn codes_a_version_does_not_declare_are_not_counted() {
+        let r = seeds();
+        let v2 = r.version("ima-mett-scholarship", 2).unwrap();
+        // A code built from the record would carry it out in the criteria list.
+        let leaky = candidate(|s| {
+            s.replace(
+                "pay_to_college_if_requested(student);",
+                "require(\"id_\" + student.student_id, false, \"m\", \"m\");",
+            )
+        });
+        let records: Vec<String> = (0..12)
+            .map(|i| job_path(&format!("J-{i}"), "a", "x"))
+            .collect();
+        let (w, _, _) = compare(&comparison(&leaky, v2, 2), &records).unwrap();
+        assert!(
+            w.criteria.iter().all(|c| !c.code.starts_with("id_")),
+            "{:?}",
+            w.criteria
+        );
+    }
+
+    #[test]
+    fn a_candidate_that_errs_stops_the_what_if_early() {
+        let r = seeds();
+        let v2 = r.version("ima-mett-scholarship", 2).unwrap();
+        let endless = candidate(|s| s.replace("pay_to_college_if_requested(student);", "loop { }"));
+        let records: Vec<String> = (0..50)
+            .map(|i| job_path(&format!("J-{i}"), "a", "x"))
+            .collect();
+        let mut c = comparison(&endless, v2, 2);
+        c.max_errors = 5;
+        let stopped = compare(&c, &records).unwrap_err();
+        assert!(stopped.errors >= 5 && stopped.errors < 50, "{stopped}");
+        assert!(stopped.first.contains("operations"), "{stopped}");
     }
 }

@@ -135,6 +135,8 @@ pub struct Service {
     record_cache: Arc<access::TrustCache<Arc<students::StoredStudent>>>,
     /// Report and what-if cells under this many students are suppressed (minors' records).
     suppress_below: u64,
+    /// One reload of the policies at a time, so a slower reload never replaces a newer one.
+    refresh: Arc<std::sync::Mutex<()>>,
 }
 
 thread_local! {
@@ -186,6 +188,20 @@ impl Service {
                 published_by: None,
             });
         }
+        // A file must fit beside the versions published over the API under the same rules as a
+        // publication (period, sponsor), or the stored versions would no longer load.
+        let stored = store.policy_versions()?;
+        for new in &file_versions {
+            match crate::policy::publish::fits(stored.iter().map(|s| &s.version), new.version) {
+                // A changed source is refused below, by the store, with what to do about it.
+                Ok(_) | Err(crate::policy::publish::Refusal::Changed(_)) => {}
+                Err(e) => {
+                    return Err(
+                        PolicyError::Conflict(format!("{}: {e}", new.version.origin)).into(),
+                    )
+                }
+            }
+        }
         let added = store.record_policy_versions(&file_versions)?;
         tracing::info!(
             loaded = file_versions.len(),
@@ -213,6 +229,7 @@ impl Service {
             session_cache: Default::default(),
             record_cache: Default::default(),
             suppress_below: settings.suppress_below,
+            refresh: Default::default(),
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),
         })

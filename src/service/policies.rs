@@ -168,6 +168,10 @@ impl Service {
 
     /// Rebuilds the policies in force from the store (blocking).
     pub fn refresh_policies(&self) -> Result<(), ServiceError> {
+        let _one_at_a_time = match self.refresh.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         let stored: Vec<PolicyVersion> = self
             .store()
             .policy_versions()?
@@ -187,7 +191,6 @@ impl Service {
     /// Serves versions published through other instances: polls the number of stored versions
     /// every [`POLL_INTERVAL`] and reloads when it changes. Runs until the runtime stops.
     pub async fn watch_policies(self) {
-        let mut known = self.registry().versions().len() as i64;
         loop {
             tokio::time::sleep(POLL_INTERVAL).await;
             let store = self.store().clone();
@@ -198,13 +201,14 @@ impl Service {
                     continue;
                 }
             };
-            if count == known {
+            // Compared with what is served (not with the last count seen): a reload by a
+            // publication on this instance may have served an older snapshot since.
+            if count == self.registry().versions().len() as i64 {
                 continue;
             }
             let service = self.clone();
             match blocking(move || service.refresh_policies()).await {
                 Ok(()) => {
-                    known = count;
                     tracing::info!(versions = count, "published policies reloaded");
                 }
                 Err(e) => tracing::error!(error = %e.chain(), "cannot reload published policies"),

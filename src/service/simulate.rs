@@ -11,7 +11,7 @@ use super::awards::BudgetView;
 use super::policies::require_sponsor;
 use super::{blocking, Service, ServiceError};
 use crate::policy::publish::load_candidate;
-use crate::policy::whatif::{compare, Change, Comparison, WhatIf};
+use crate::policy::whatif::{compare, Change, Comparison, WhatIf, DECISION_BUDGET, MAX_ERRORS};
 use crate::policy::PolicyVersion;
 
 /// What to compare.
@@ -20,7 +20,7 @@ use crate::policy::PolicyVersion;
 pub struct SimulationRequest {
     /// A candidate source (not yet published). Give this or `version`.
     #[serde(default)]
-    #[schema(max_length = 65536)]
+    #[schema(max_length = 16384)]
     pub source: Option<String>,
     /// A published version of this policy as the candidate.
     #[serde(default)]
@@ -134,9 +134,12 @@ impl Service {
                     as_of,
                     suppress_below: below,
                     threads: cohort_threads(),
+                    budget: DECISION_BUDGET,
+                    max_errors: MAX_ERRORS,
                 },
                 &records,
-            );
+            )
+            .map_err(|stopped| ServiceError::invalid("source", stopped.to_string()))?;
             tracing::info!(
                 students = records.len(),
                 load_ms = loaded.as_millis() as u64,

@@ -180,44 +180,63 @@ on_both_backends! {
         let res = sim("application/json", body.clone()).await.unwrap();
         assert_eq!(res.status().as_u16(), 200);
         let w: Value = res.json().await.unwrap();
-        assert_eq!(w["students"], 25);
-        assert_eq!(w["before"]["eligible"], 10);
-        assert_eq!(w["after"]["eligible"], 25);
-        assert_eq!(w["gained"], 15);
+        assert_eq!(w["students"], 47);
+        assert_eq!(w["before"]["eligible"], 20);
+        assert_eq!(w["after"]["eligible"], 47);
+        assert_eq!(w["gained"], 27);
         assert_eq!(w["lost"], 0);
         assert_eq!(w["after"]["errors"], 0);
-        assert_eq!(w["before"]["cost"]["cents"], 500_000);
-        assert_eq!(w["after"]["cost"]["cents"], 1_250_000);
+        assert_eq!(w["before"]["cost"]["cents"], 1_000_000);
+        assert_eq!(w["after"]["cost"]["cents"], 2_350_000);
         assert_eq!(w["budget"]["remaining_cents"], 1_000_000);
         assert_eq!(w["suppress_below"], 10);
-        let school = |name: &str| w["groups"]["school"].as_array().unwrap().iter().find(|r| r["group"] == name).unwrap().clone();
-        assert_eq!(school("d204-metea-valley")["gained"], 12);
+        let rows = |dimension: &str| w["groups"][dimension].as_array().unwrap().clone();
+        let school = |name: &str| rows("school").into_iter().find(|r| r["group"] == name).unwrap();
+        // The school of 3 shows nothing; the totals minus the two others would give it away,
+        // so the smaller of them (by name, on a tie) is hidden as well; the third is shown.
         assert_eq!(school("small-school")["students"], "suppressed");
         assert_eq!(school("small-school")["gained"], "suppressed");
-        let gender = w["groups"]["gender"].as_array().unwrap();
-        assert!(gender.iter().any(|r| r["group"] == "female" && r["gained"] == 12));
+        assert_eq!(school("d204-metea-valley")["gained"], "suppressed");
+        assert_eq!(school("d99-downers-grove-south")["students"], 22);
+        assert_eq!(school("d99-downers-grove-south")["gained"], 12);
+        // No column of a breakdown has exactly one hidden cell.
+        for dimension in ["school", "area", "gender", "race_ethnicity"] {
+            for column in ["students", "eligible_before", "eligible_after", "gained", "lost"] {
+                let hidden = rows(dimension).iter().filter(|r| r[column] == "suppressed").count();
+                assert_ne!(hidden, 1, "{dimension} {column}");
+            }
+        }
 
         // The students who gain, as NDJSON and CSV.
         let ndjson = sim("application/x-ndjson", body.clone()).await.unwrap().text().await.unwrap();
         let lines: Vec<Value> = ndjson.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines.len(), 15);
+        assert_eq!(lines.len(), 27);
         assert!(lines.iter().all(|l| l["change"] == "gained" && l["before"] == "ineligible" && l["after"] == "eligible"));
         let csv = sim("text/csv", body.clone()).await.unwrap().text().await.unwrap();
         assert!(csv.starts_with("student_id,school_id,change,before,after\n"), "{csv}");
         assert!(csv.contains("J-00,d204-metea-valley,gained,ineligible,eligible"), "{csv}");
-        assert_eq!(csv.lines().count(), 16);
+        assert_eq!(csv.lines().count(), 28);
 
         // One school only; and a candidate source that is not published.
+        // One school: a school of 3 shows no number, not even its size.
         let w: Value = sim("application/json", json!({"version": 2, "against": 1, "as_of": "2024-06-01", "school_id": "small-school"})).await.unwrap().json().await.unwrap();
-        assert_eq!(w["students"], 3);
+        assert_eq!(w["students"], "suppressed");
+        assert_eq!(w["gained"], "suppressed");
+        let w: Value = sim("application/json", json!({"version": 2, "against": 1, "as_of": "2024-06-01", "school_id": "d99-downers-grove-south"})).await.unwrap().json().await.unwrap();
+        assert_eq!(w["students"], 22);
         let v2 = std::fs::read_to_string(format!("{}/ima-mett-scholarship.v2.rhai", crate::helpers::RULES)).unwrap();
         let stricter = v2.replace("version: 2,", "version: 3,").replace("[\"31\", \"32\", \"33\"]", "[\"336\"]");
         let w: Value = sim("application/json", json!({"source": stricter, "as_of": "2024-06-01"})).await.unwrap().json().await.unwrap();
         assert_eq!(w["against"]["version"], 2);
         assert_eq!(w["candidate"]["version"], 3);
-        assert_eq!(w["lost"], 15);
+        assert_eq!(w["lost"], 27);
         let shift = w["criteria"].as_array().unwrap().iter().find(|c| c["code"] == "college_or_local_job").unwrap();
-        assert_eq!(shift["newly_failing"], 15);
+        assert_eq!(shift["newly_failing"], 27);
+
+        // A candidate that loops is bounded per decision: every decision is an error.
+        let endless = v2.replace("version: 2,", "version: 3,").replace("pay_to_college_if_requested(student);", "loop { }");
+        let w: Value = sim("application/json", json!({"source": endless, "as_of": "2024-06-01"})).await.unwrap().json().await.unwrap();
+        assert_eq!(w["after"]["errors"], 47, "{w}");
 
         // Bad requests.
         problem(sim("application/json", json!({"as_of": "2024-06-01"})).await.unwrap(), 422).await;
@@ -297,6 +316,18 @@ async fn authors_publish_and_simulate_only_their_own_sponsors_policies() {
     .await
     .unwrap();
     assert_eq!(res.status().as_u16(), 200);
+    // The list of students who gain or lose names students: not for an author.
+    let res = ima
+        .post(app.url("/v1/policies/ima-mett-scholarship/simulate"))
+        .header("accept", "text/csv")
+        .json(&json!({"version": 2, "against": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(problem(res, 403).await["detail"]
+        .as_str()
+        .unwrap()
+        .contains("read students"));
     problem(
         simulate(&ima, ACME, json!({"version": 1})).await.unwrap(),
         403,
@@ -347,6 +378,14 @@ async fn cohort(app: &TestApp) {
         s["demographics"] = json!({"gender": "female", "race_ethnicity": ["hispanic_latino"]});
         body.push(s);
     }
+    for i in 0..12 {
+        let mut s = qualifying_student(&format!("K-{i:02}"));
+        s["school_id"] = json!("d99-downers-grove-south");
+        s["postsecondary"] = json!({"institution_id": "ivcc", "status": "applied"});
+        s["job_offers"] = json!([{"employer": "Acme", "naics": "332710", "local": true}]);
+        s["demographics"] = json!({"gender": "male"});
+        body.push(s);
+    }
     for i in 0..3 {
         let mut s = qualifying_student(&format!("S-{i}"));
         s["school_id"] = json!("small-school");
@@ -356,6 +395,9 @@ async fn cohort(app: &TestApp) {
     }
     for i in 0..10 {
         body.push(qualifying_student(&format!("E-{i:02}")));
+        let mut f = qualifying_student(&format!("F-{i:02}"));
+        f["school_id"] = json!("d99-downers-grove-south");
+        body.push(f);
     }
     let res = app
         .client
@@ -586,7 +628,7 @@ async fn a_script_over_the_length_limit_is_refused_naming_the_field() {
     )
     .await;
     assert_eq!(p["field"], "source");
-    assert!(p["detail"].as_str().unwrap().contains("65536"), "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("16384"), "{p}");
     let res = app
         .client
         .post(app.url("/v1/policies/ima-mett-scholarship/simulate"))
@@ -595,4 +637,55 @@ async fn a_script_over_the_length_limit_is_refused_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(problem(res, 422).await["field"], "source");
+}
+
+/// A file in `rules/` must fit beside the versions published over the API: one whose period
+/// overlaps a published version stops the start, before anything is recorded.
+#[tokio::test]
+async fn a_seed_file_that_overlaps_a_published_version_stops_the_start() {
+    let Some((db, url)) = TestDb::create(Backend::Sqlite) else {
+        return;
+    };
+    let rules = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(crate::helpers::RULES).unwrap() {
+        let p = f.unwrap().path();
+        std::fs::copy(&p, rules.path().join(p.file_name().unwrap())).unwrap();
+    }
+    let start = |dir: std::path::PathBuf| {
+        let url = url.clone();
+        async move {
+            let mut s = eligo::config::Settings::new(url, dir);
+            s.workers = Some(1);
+            eligo::api::Application::build(s).await
+        }
+    };
+    // Published through the service, as the API's handler does.
+    let mut settings = eligo::config::Settings::new(url.clone(), rules.path().to_path_buf());
+    settings.workers = Some(1);
+    let service = eligo::service::Service::start(&settings).unwrap();
+    let admin = eligo::service::access::Caller {
+        key_id: "test".into(),
+        role: Role::Admin,
+        sponsor: None,
+    };
+    let suite = serde_json::from_value(acme_cases()).unwrap();
+    service
+        .publish(&admin, acme_source(1, "2024-01-01"), suite, false)
+        .await
+        .unwrap();
+    let store = eligo::store::Store::open(&url, 1).unwrap();
+    let before = store.policy_versions().unwrap().len();
+    // A seed v2 from 2025 overlaps the open-ended v1.
+    std::fs::write(
+        rules.path().join("acme-machining-award.v2.rhai"),
+        acme_source(2, "2025-01-01"),
+    )
+    .unwrap();
+    let err = match start(rules.path().to_path_buf()).await {
+        Ok(_) => panic!("an overlapping seed must stop the start"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("overlapping"), "{err}");
+    assert_eq!(store.policy_versions().unwrap().len(), before);
+    drop(db);
 }
