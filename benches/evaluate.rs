@@ -53,6 +53,7 @@ fn reason(code: &str, ok: bool, message: String, missing: &str, d: &mut Decision
             code: code.into(),
             message: missing.into(),
             fields: vec![],
+            steps: vec![],
         });
     }
     d.reasons.push(Reason {

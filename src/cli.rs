@@ -208,20 +208,36 @@ pub fn check(
     let as_of = as_of.unwrap_or_else(today);
     let mut evaluator = Evaluator::default();
     let prepared = crate::policy::Prepared::new(record.clone());
-    let decisions: Vec<Decision> = registry
+    let (decisions, requirements): (Vec<Decision>, Vec<Decision>) = registry
         .all_in_effect(as_of)
-        .filter(|v| policies.is_empty() || policies.contains(&v.meta.id))
+        .filter(|v| {
+            if policies.is_empty() {
+                v.meta.concerns(&record)
+            } else {
+                policies.contains(&v.meta.id)
+            }
+        })
         .map(|v| evaluator.evaluate(v, &prepared, as_of))
-        .collect();
+        .partition(|d| d.kind.is_incentive());
+    let steps = crate::policy::next_steps::next_steps(&decisions);
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &decisions)?;
+        // The shape of `POST /v1/evaluations`' answer.
+        let answer = serde_json::json!({
+            "student_id": record.student_id,
+            "as_of": as_of.to_string(),
+            "decisions": decisions,
+            "requirements": requirements,
+            "next_steps": steps,
+        });
+        serde_json::to_writer_pretty(&mut out, &answer)?;
         writeln!(out)?;
     } else {
         write!(
             out,
-            "{}",
-            render_table(&record.student_id, as_of, &decisions)
+            "{}{}",
+            render_table(&record.student_id, as_of, &decisions),
+            render_progress(&steps, &requirements)
         )?;
     }
     Ok(())
@@ -240,6 +256,69 @@ pub fn describe_award(award: &Award) -> String {
             institution_id,
         } => format!("{credit_hours} credit hours waived at {institution_id}"),
     }
+}
+
+/// Next steps and endorsement progress, for people.
+pub fn render_progress(
+    steps: &[crate::policy::next_steps::NextStep],
+    requirements: &[Decision],
+) -> String {
+    let mut s = String::new();
+    if !steps.is_empty() {
+        s.push_str("\nNext steps (most valuable first)\n");
+        for (i, step) in steps.iter().enumerate() {
+            let mut worth = Vec::new();
+            if step.completes_cents > 0 {
+                worth.push(format!(
+                    "${}.{:02}",
+                    step.completes_cents / 100,
+                    step.completes_cents % 100
+                ));
+            }
+            if step.completes_credit_hours > 0.0 {
+                worth.push(format!("{} credit hours", step.completes_credit_hours));
+            }
+            s.push_str(&format!("  {}. {}\n", i + 1, step.message));
+            if !step.completes.is_empty() {
+                s.push_str(&format!(
+                    "     completes {} ({})\n",
+                    step.completes.join(", "),
+                    worth.join(" and ")
+                ));
+            }
+            s.push_str(&format!(
+                "     brings closer {}\n",
+                step.brings_closer.join(", ")
+            ));
+        }
+    }
+    for d in requirements {
+        let met = d
+            .reasons
+            .iter()
+            .filter(|r| r.status == Status::Passed)
+            .count();
+        s.push_str(&format!(
+            "\nProgress: {} v{}: {met} of {} requirements met\n",
+            d.policy_id,
+            d.version,
+            d.reasons.len()
+        ));
+        for r in &d.reasons {
+            let mark = match r.status {
+                Status::Passed => "[done]",
+                Status::Failed => "[left]",
+                Status::Unknown => "[ ?? ]",
+            };
+            let left = d
+                .missing
+                .iter()
+                .find(|m| m.code == r.code)
+                .map_or(String::new(), |m| format!(" -> {}", m.message));
+            s.push_str(&format!("  {mark} {}{left}\n", r.message));
+        }
+    }
+    s
 }
 
 /// A counselor-readable table of decisions.
@@ -262,7 +341,9 @@ pub fn render_table(student_id: &str, as_of: NaiveDate, decisions: &[Decision]) 
             d.outcome.as_str().to_uppercase(),
             d.policy_id,
             d.version,
-            describe_award(&d.award),
+            d.award
+                .as_ref()
+                .map_or("a requirement".to_string(), describe_award),
             payee
         ));
         for r in &d.reasons {
@@ -332,6 +413,10 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<bool> {
     use crate::policy::whatif::{compare, Comparison};
     let candidate = read_policy(&a.policy)?;
     let as_of = a.as_of.unwrap_or_else(today);
+    // Linked to the requirements in the rules folder it refers to (`student.meets`).
+    let rules = Registry::load_dir(&a.rules)?;
+    let candidate =
+        crate::policy::publish::linked(&rules, &candidate).map_err(|e| anyhow::anyhow!("{e}"))?;
     let against = match (&a.against, a.against_version) {
         (Some(path), _) => read_policy(path)?,
         (None, version) => {

@@ -140,9 +140,11 @@ fn eligo_check_prints_a_table_and_json() {
     ]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v.as_array().unwrap().len(), 1);
-    assert_eq!(v[0]["outcome"], "eligible");
-    assert_eq!(v[0]["award"]["credit_hours"], 3.0);
+    let decisions = v["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0]["outcome"], "eligible");
+    assert_eq!(decisions[0]["award"]["credit_hours"], 3.0);
+    assert_eq!(v["next_steps"], serde_json::json!([]));
 }
 
 #[test]

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use super::body::{parse_json, read_json_body};
 use super::error::{ApiError, Problem};
 use super::AppState;
+use crate::policy::next_steps::NextStep;
 use crate::policy::{Decision, Student};
 use crate::service::preview::Subject;
 
@@ -69,8 +70,14 @@ pub struct EvaluationResponse {
     #[schema(value_type = String, format = Date)]
     #[serde(serialize_with = "crate::policy::engine::serialize_date")]
     pub as_of: NaiveDate,
-    /// One decision per policy in effect on `as_of`.
+    /// One decision per incentive in effect on `as_of`.
     pub decisions: Vec<Decision>,
+    /// One decision per requirement policy in effect (an endorsement's requirements): the
+    /// student's progress, never an incentive.
+    pub requirements: Vec<Decision>,
+    /// What the student could do next: each step with every incentive it brings closer and
+    /// those it would complete on its own (and what they are worth), most valuable first.
+    pub next_steps: Vec<NextStep>,
 }
 
 /// Preview every incentive a student qualifies for, and what is missing. Writes nothing.
@@ -123,10 +130,13 @@ pub async fn create_evaluation(
         student_id: result.student_id,
         as_of: result.as_of,
         decisions: result.decisions,
+        requirements: result.requirements,
+        next_steps: result.next_steps,
     };
     // Sized for the response up front (about 1 KB a decision): growing a Vec from empty, as
     // `HttpResponse::json` does, measured as a tenth of the serialization's cost.
-    let mut body = Vec::with_capacity(1024 * (1 + response.decisions.len()));
+    let mut body =
+        Vec::with_capacity(1024 * (1 + response.decisions.len() + response.requirements.len()));
     serde_json::to_writer(&mut body, &response)
         .map_err(|e| ApiError::from(crate::service::ServiceError::from(e)))?;
     Ok(HttpResponse::Ok()

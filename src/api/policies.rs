@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, Problem};
 use super::AppState;
 use crate::policy::publish::{Coverage, TestSummary};
-use crate::policy::registry::CriterionText;
+use crate::policy::registry::{CriterionText, PolicyKind};
 use crate::policy::tests::TestSuite;
 use crate::policy::whatif::Change;
 use crate::policy::Award;
@@ -26,7 +26,11 @@ pub struct PolicyVersionView {
     pub hash: String,
     pub title: String,
     pub sponsor: String,
-    pub award: Award,
+    /// `incentive` or `requirement`.
+    pub kind: PolicyKind,
+    /// What an incentive grants (absent for a requirement).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub award: Option<Award>,
     #[schema(value_type = String, format = Date)]
     pub effective_from: NaiveDate,
     /// Exclusive end of the effective period.
@@ -72,6 +76,7 @@ fn view(id: String, versions: Vec<PublishedVersion>, with_source: bool) -> Polic
                     hash: p.version.hash.clone(),
                     title: m.title.clone(),
                     sponsor: m.sponsor.clone(),
+                    kind: m.kind,
                     award: m.award.clone(),
                     effective_from: m.effective_from,
                     effective_to: m.effective_to,

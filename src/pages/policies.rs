@@ -18,13 +18,16 @@ use crate::policy::{Award, PolicyError};
 use crate::service::simulate::{Simulation, SimulationRequest};
 use crate::service::ServiceError;
 
-fn award_text(a: &Award) -> String {
+fn award_text(a: &Option<Award>) -> String {
     match a {
-        Award::Scholarship { amount_cents } => format!("{} scholarship", dollars(*amount_cents)),
-        Award::TuitionWaiver {
+        Some(Award::Scholarship { amount_cents }) => {
+            format!("{} scholarship", dollars(*amount_cents))
+        }
+        Some(Award::TuitionWaiver {
             credit_hours,
             institution_id,
-        } => format!("{credit_hours} credit hours waived at {institution_id}"),
+        }) => format!("{credit_hours} credit hours waived at {institution_id}"),
+        None => "a requirement (never awarded)".to_string(),
     }
 }
 

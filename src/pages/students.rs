@@ -73,11 +73,14 @@ pub fn dollars(cents: i64) -> String {
 
 fn award_text(d: &Decision) -> String {
     let base = match &d.award {
-        Award::Scholarship { amount_cents } => format!("{} scholarship", dollars(*amount_cents)),
-        Award::TuitionWaiver {
+        Some(Award::Scholarship { amount_cents }) => {
+            format!("{} scholarship", dollars(*amount_cents))
+        }
+        Some(Award::TuitionWaiver {
             credit_hours,
             institution_id,
-        } => format!("Tuition waived for {credit_hours} credit hours at {institution_id}"),
+        }) => format!("Tuition waived for {credit_hours} credit hours at {institution_id}"),
+        None => "A requirement".to_string(),
     };
     match &d.payee {
         Some(p) if p.kind == PayeeKind::Institution => format!(

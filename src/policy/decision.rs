@@ -78,6 +78,22 @@ pub struct Missing {
     pub message: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
+    /// When the criterion waits on a requirement policy (an endorsement in progress): the
+    /// requirement's own missing items, the concrete things left to do.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+/// One missing item of a requirement policy, carried by an incentive's criterion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// The requirement policy's id.
+    pub requirement: String,
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -105,7 +121,15 @@ pub struct Decision {
     pub hash: String,
     pub title: String,
     pub sponsor: String,
-    pub award: Award,
+    /// `requirement` for a requirement policy's decision (absent for an incentive's).
+    #[serde(
+        default,
+        skip_serializing_if = "super::registry::PolicyKind::is_incentive"
+    )]
+    pub kind: super::registry::PolicyKind,
+    /// What the incentive grants (absent for a requirement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub award: Option<Award>,
     #[schema(value_type = String, format = Date)]
     #[serde(serialize_with = "super::engine::serialize_date")]
     pub as_of: NaiveDate,

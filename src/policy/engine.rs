@@ -12,7 +12,7 @@ use std::str::FromStr;
 use chrono::NaiveDate;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, ImmutableString, NativeCallContext, Position};
 
-use super::decision::{Missing, Payee, PayeeKind, Reason, Status};
+use super::decision::{Missing, Payee, PayeeKind, Reason, Status, Step};
 use super::registry::PolicyMeta;
 use super::student::{EndorsementArea, EndorsementStatus, PostsecondaryStatus, Student};
 
@@ -54,7 +54,18 @@ impl Default for Limits {
 /// The record as scripts see it (shared, never copied per policy), with the date it is
 /// evaluated on, so `student.graduated` needs no date argument.
 #[derive(Debug, Clone)]
-pub struct StudentRef(pub Rc<Student>, pub NaiveDate);
+pub struct StudentRef(pub Rc<Student>, pub NaiveDate, pub Rc<Requirements>);
+
+/// The decisions of the requirement policies the policy being run refers to with
+/// `student.meets(id)`, made for this record and date before it runs.
+#[derive(Debug, Default)]
+pub struct Requirements(
+    pub  Vec<(
+        String,
+        Rc<super::decision::Decision>,
+        Option<EndorsementArea>,
+    )>,
+);
 
 /// The evaluation context: `ctx.as_of` (`"YYYY-MM-DD"`) and `ctx.policy` (the metadata map).
 #[derive(Debug, Clone)]
@@ -74,6 +85,11 @@ pub struct CheckData {
     pub status: Status,
     pub detail: String,
     pub fields: Vec<String>,
+    /// What to do, in numbers ("3 more early-college credit hours (3 of 6)"); `require` uses it
+    /// instead of the criterion's declared missing text.
+    pub need: Option<String>,
+    /// A requirement's own missing items, carried by a criterion it explains.
+    pub steps: Vec<Step>,
 }
 
 impl std::ops::Deref for Check {
@@ -89,7 +105,14 @@ impl Check {
             status,
             detail,
             fields,
+            need: None,
+            steps: Vec::new(),
         }))
+    }
+
+    fn with_need(mut self, need: String) -> Self {
+        Rc::make_mut(&mut self.0).need = Some(need);
+        self
     }
     fn passed(detail: impl Into<String>) -> Self {
         Self::new(Status::Passed, detail.into(), Vec::new())
@@ -166,8 +189,9 @@ impl Checks {
         if check.status != Status::Passed {
             d.missing.push(Missing {
                 code: code.to_string(),
-                message: missing.to_string(),
+                message: check.need.clone().unwrap_or_else(|| missing.to_string()),
                 fields: check.fields.clone(),
+                steps: check.steps.clone(),
             });
         }
         d.reasons.push(Reason {
@@ -545,6 +569,204 @@ pub(super) fn combine(a: Check, b: Check, any: bool) -> Check {
     Check::new(status, cat(&[&a.detail, "; ", &b.detail]), fields)
 }
 
+/// `progress(value, target, unit, field)`: passed at `target` or more; otherwise failed, saying
+/// how much is left in numbers ("3 more early-college credit hours (3 of 6)"); unknown when the
+/// value is not on record.
+pub(super) fn progress(
+    value: Dynamic,
+    target: f64,
+    unit: &str,
+    field: &str,
+) -> Result<Check, Box<EvalAltResult>> {
+    if value.is_unit() {
+        return Ok(Check::unknown(format!("{field} not on record"), field));
+    }
+    let v = value
+        .as_float()
+        .or_else(|_| value.as_int().map(|i| i as f64))
+        .map_err(|t| script_error(format!("progress needs a number, found {t}")))?;
+    let n = |x: f64| {
+        if x.fract() == 0.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x}")
+        }
+    };
+    if v >= target {
+        return Ok(Check::passed(format!("{} of {} {unit}", n(v), n(target))));
+    }
+    let left = target - v;
+    // "1 more team-based challenge": the units here are plain English plurals.
+    let unit_left = if left == 1.0 {
+        unit.strip_suffix('s').unwrap_or(unit)
+    } else {
+        unit
+    };
+    Ok(
+        Check::failed(format!("{} of {} {unit}", n(v), n(target))).with_need(format!(
+            "{} more {unit_left} ({} of {})",
+            n(left),
+            n(v),
+            n(target)
+        )),
+    )
+}
+
+/// A `pathway` flag as a check: unknown when the record has no such entry.
+fn pathway_flag(
+    s: &StudentRef,
+    get: fn(&super::student::Pathway) -> Option<bool>,
+    field: &str,
+) -> Check {
+    match s.0.pathway.as_ref().and_then(get) {
+        Some(v) => bool_check(v),
+        None => Check::unknown("not on record", field),
+    }
+}
+
+/// Ready for non-remedial reading and math: both flags; says which one is missing.
+fn academic_readiness(s: &StudentRef) -> Check {
+    let p = s.0.pathway.as_ref();
+    let reading = p.and_then(|p| p.reading_ready);
+    let math = p.and_then(|p| p.math_ready);
+    match (reading, math) {
+        (Some(true), Some(true)) => Check::passed("reading and math"),
+        (Some(false), Some(false)) => Check::failed("neither reading nor math")
+            .with_need("Show readiness for non-remedial coursework in reading and math".into()),
+        (Some(false), _) => Check::failed("not yet in reading")
+            .with_need("Show readiness for non-remedial coursework in reading".into()),
+        (_, Some(false)) => Check::failed("not yet in math")
+            .with_need("Show readiness for non-remedial coursework in math".into()),
+        (None, _) => Check::unknown("reading readiness not on record", "pathway.reading_ready"),
+        (_, None) => Check::unknown("math readiness not on record", "pathway.math_ready"),
+    }
+}
+
+/// Work-based learning items of one kind (unknown when the record has no list).
+fn work_based_count(s: &StudentRef, kind: &str) -> Dynamic {
+    match &s.0.work_based_learning {
+        None => Dynamic::UNIT,
+        Some(list) => {
+            Dynamic::from_int(list.iter().filter(|w| w.kind.as_str() == kind).count() as i64)
+        }
+    }
+}
+
+/// Hours of supervised career development experience: career development experiences,
+/// micro-internships, internships and apprenticeships. Unknown when the record has no list, or
+/// when such an experience lacks its hours (it could make up the difference).
+fn supervised_hours(s: &StudentRef) -> Dynamic {
+    use super::student::WorkBasedLearningKind as K;
+    let Some(list) = &s.0.work_based_learning else {
+        return Dynamic::UNIT;
+    };
+    let mut total = 0.0;
+    for w in list {
+        if matches!(
+            w.kind,
+            K::CareerDevelopmentExperience | K::MicroInternship | K::Internship | K::Apprenticeship
+        ) {
+            match w.hours {
+                Some(h) => total += h,
+                None => return Dynamic::UNIT,
+            }
+        }
+    }
+    Dynamic::from_float(total)
+}
+
+/// Two career exploration activities, or one intensive career exploration experience.
+fn career_exploration(s: &StudentRef) -> Check {
+    use super::student::WorkBasedLearningKind as K;
+    let Some(list) = &s.0.work_based_learning else {
+        return Check::unknown("work-based learning not on record", "work_based_learning");
+    };
+    let explorations: Vec<_> = list
+        .iter()
+        .filter(|w| w.kind == K::CareerExploration)
+        .collect();
+    if explorations.iter().any(|w| w.intensive == Some(true)) {
+        return Check::passed("an intensive experience");
+    }
+    match explorations.len() {
+        n if n >= 2 => Check::passed(format!("{n} activities")),
+        n => Check::failed(format!("{n} of 2 activities")).with_need(format!(
+            "{} more career exploration {} ({n} of 2), or one intensive career exploration experience",
+            2 - n,
+            if n == 1 { "activity" } else { "activities" }
+        )),
+    }
+}
+
+/// `student.meets(id)`: whether the record meets a requirement policy on the date, as a check
+/// whose steps are the requirement's own missing items (when the student is working toward
+/// that requirement's endorsement, or the requirement names none).
+pub(super) fn meets(s: &StudentRef, id: &str) -> Result<Check, Box<EvalAltResult>> {
+    use super::decision::Outcome;
+    let Some((_, d, area)) = s.2 .0.iter().find(|(rid, _, _)| rid == id) else {
+        return Err(script_error(format!(
+            "meets({id:?}): not a requirement this policy refers to with a quoted id"
+        )));
+    };
+    let check = match d.outcome {
+        Outcome::Eligible => return Ok(Check::passed(format!("meets {id}"))),
+        Outcome::Error => {
+            return Err(script_error(format!(
+                "requirement {id} failed: {}",
+                d.error.as_deref().unwrap_or("error")
+            )))
+        }
+        Outcome::Ineligible => {
+            let left = d.missing.len();
+            let status = if d.reasons.iter().any(|r| r.status == Status::Failed) {
+                Status::Failed
+            } else {
+                Status::Unknown
+            };
+            let fields = d.reasons.iter().flat_map(|r| r.fields.clone()).collect();
+            Check::new(
+                status,
+                format!("{left} of {} requirements left", d.reasons.len()),
+                fields,
+            )
+        }
+    };
+    let working_toward = area.is_none_or(|a| {
+        s.0.endorsements.as_ref().is_some_and(|list| {
+            list.iter()
+                .any(|e| e.area == a && e.status == super::student::EndorsementStatus::InProgress)
+        })
+    });
+    let mut check = check;
+    if working_toward {
+        Rc::make_mut(&mut check.0).steps = d
+            .missing
+            .iter()
+            .map(|m| Step {
+                requirement: id.to_string(),
+                code: m.code.clone(),
+                message: m.message.clone(),
+                fields: m.fields.clone(),
+            })
+            .collect();
+    }
+    Ok(check)
+}
+
+/// `with_steps(check, requirement)`: `check` as it is, carrying the steps of `requirement` (a
+/// check or a list of checks from `student.meets`) when it has not passed.
+pub(super) fn with_steps(check: Check, from: &[Check]) -> Check {
+    if check.status == Status::Passed {
+        return check;
+    }
+    let mut check = check;
+    let steps: Vec<Step> = from.iter().flat_map(|c| c.steps.iter().cloned()).collect();
+    if !steps.is_empty() {
+        Rc::make_mut(&mut check.0).steps.extend(steps);
+    }
+    check
+}
+
 /// How direct plans (`plan.rs`) treat a helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanForm {
@@ -578,6 +800,119 @@ const CHECK_PARTS: PlanForm =
 
 /// Every helper, once.
 pub const HELPERS: &[Helper] = &[
+    Helper {
+        name: "progress",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_fn(
+                "progress",
+                |v: Dynamic, target: i64, unit: &str, field: &str| {
+                    progress(v, target as f64, unit, field)
+                },
+            )
+            .register_fn(
+                "progress",
+                |v: Dynamic, target: f64, unit: &str, field: &str| progress(v, target, unit, field),
+            );
+        },
+    },
+    Helper {
+        name: "learning_plan",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_get("learning_plan", |s: &mut StudentRef| {
+                pathway_flag(
+                    s,
+                    |p| p.individualized_learning_plan,
+                    "pathway.individualized_learning_plan",
+                )
+            });
+        },
+    },
+    Helper {
+        name: "skills_assessment",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_get("skills_assessment", |s: &mut StudentRef| {
+                pathway_flag(
+                    s,
+                    |p| p.professional_skills_assessment,
+                    "pathway.professional_skills_assessment",
+                )
+            });
+        },
+    },
+    Helper {
+        name: "academic_readiness",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_get("academic_readiness", |s: &mut StudentRef| {
+                academic_readiness(s)
+            });
+        },
+    },
+    Helper {
+        name: "coursework_years",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_fn("coursework_years", |s: &mut StudentRef| {
+                match s.0.pathway.as_ref().and_then(|p| p.career_coursework_years) {
+                    Some(y) => Dynamic::from_float(y),
+                    None => Dynamic::UNIT,
+                }
+            });
+        },
+    },
+    Helper {
+        name: "work_based_count",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_fn("work_based_count", |s: &mut StudentRef, kind: &str| {
+                work_based_count(s, kind)
+            });
+        },
+    },
+    Helper {
+        name: "supervised_hours",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_fn("supervised_hours", |s: &mut StudentRef| supervised_hours(s));
+        },
+    },
+    Helper {
+        name: "career_exploration",
+        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        register: |e| {
+            e.register_fn("career_exploration", |s: &mut StudentRef| {
+                career_exploration(s)
+            });
+        },
+    },
+    Helper {
+        name: "meets",
+        plan: PlanForm::Planned {
+            example: r#"require("e", with_steps(student.endorsement_earned("health_sciences_technology"), student.meets("r")), "E", "e");"#,
+        },
+        register: |e| {
+            e.register_fn("meets", |s: &mut StudentRef, id: &str| meets(s, id));
+        },
+    },
+    Helper {
+        name: "with_steps",
+        plan: PlanForm::Planned {
+            example: r#"require("e", with_steps(student.endorsement_earned("health_sciences_technology"), [student.meets("r"), student.meets("q")]), "E", "e");"#,
+        },
+        register: |e| {
+            e.register_fn("with_steps", |c: Check, from: Check| with_steps(c, &[from]))
+                .register_fn("with_steps", |c: Check, from: Array| {
+                    let checks: Vec<Check> = from
+                        .into_iter()
+                        .filter_map(|d| d.try_cast::<Check>())
+                        .collect();
+                    with_steps(c, &checks)
+                });
+        },
+    },
     Helper {
         name: "student_id",
         plan: VALUE_ONLY,

@@ -11,7 +11,7 @@ use rhai::{Caches, Dynamic, Engine, EvalAltResult, ImmutableString, Scope, AST};
 use serde::Deserialize;
 
 use super::decision::{Award, Decision, Missing, Outcome, Payee, PayeeKind, Reason, Status};
-use super::engine::{build_engine, Checks, Context, Limits, StudentRef};
+use super::engine::{build_engine, Checks, Context, Limits, Requirements, StudentRef};
 use super::plan::Plan;
 use super::registry::{compile, PolicyMeta, PolicyVersion};
 use super::student::Student;
@@ -20,12 +20,19 @@ use super::student::Student;
 #[derive(Debug, Clone)]
 pub struct Prepared {
     student: Rc<Student>,
+    /// Requirement decisions made for this record (by source hash and date): a requirement
+    /// that several incentives refer to is evaluated once.
+    requirements: Rc<RefCell<Vec<MadeRequirement>>>,
 }
+
+/// A requirement decision made for a record: by source hash and date.
+type MadeRequirement = (String, NaiveDate, Rc<Decision>);
 
 impl Prepared {
     pub fn new(student: Student) -> Self {
         Self {
             student: Rc::new(student),
+            requirements: Rc::default(),
         }
     }
 
@@ -167,6 +174,7 @@ impl Decision {
             hash: policy.hash.clone(),
             title: policy.meta.title.clone(),
             sponsor: policy.meta.sponsor.clone(),
+            kind: policy.meta.kind,
             award: policy.meta.award.clone(),
             as_of,
             outcome: Outcome::Error,
@@ -281,11 +289,14 @@ impl Evaluator {
     ) -> Option<Decision> {
         let mut decision = Decision::failed(policy, as_of, "");
         decision.error = None;
+        // The requirements it refers to first, each with the full limit (they are evaluated
+        // once per record and date, and their own limits apply).
+        let requirements = self.requirements(policy, student, as_of);
         let full = self.limits.max_operations;
         let limit = budget.map_or(full, |b| b.min(full));
         let tighter = limit < full;
         self.engine.set_max_operations(limit);
-        let result = self.run(policy, student, as_of);
+        let result = self.run(policy, student, as_of, requirements);
         self.engine.set_max_operations(full);
         match result {
             Err(RunError::OverBudget) if tighter => return None,
@@ -303,11 +314,13 @@ impl Evaluator {
                 decision.payee = match (&decision.award, eligible) {
                     (_, false) => None,
                     // Scholarships go to the student unless the policy chose otherwise.
-                    (Award::Scholarship { .. }, true) => payee.or(Some(Payee {
+                    (Some(Award::Scholarship { .. }), true) => payee.or(Some(Payee {
                         kind: PayeeKind::Student,
                         institution_id: None,
                     })),
-                    (Award::TuitionWaiver { .. }, true) => payee,
+                    (Some(Award::TuitionWaiver { .. }), true) => payee,
+                    // A requirement pays no one.
+                    (None, true) => None,
                 };
                 decision.reasons = reasons;
                 decision.missing = if eligible { Vec::new() } else { missing };
@@ -326,12 +339,66 @@ impl Evaluator {
         self.evaluate(policy, &Prepared::new(student.clone()), as_of)
     }
 
+    /// The decisions of the requirements `policy` refers to, for `student` on `as_of` (each
+    /// made once per record and date).
+    fn requirements(
+        &mut self,
+        policy: &PolicyVersion,
+        student: &Prepared,
+        as_of: NaiveDate,
+    ) -> Rc<Requirements> {
+        if policy.links.is_empty() {
+            return Rc::default();
+        }
+        let mut found = Vec::new();
+        for id in policy.requires() {
+            let Some(v) = policy
+                .links
+                .iter()
+                .find(|l| l.meta.id == id && l.meta.in_effect(as_of))
+            else {
+                // No version in effect: meets() is then unknown, with the reason.
+                let mut d = Decision::failed(policy, as_of, "");
+                d.error = None;
+                d.outcome = super::decision::Outcome::Ineligible;
+                d.reasons.push(Reason {
+                    code: id.clone(),
+                    status: Status::Unknown,
+                    message: format!("no version of {id} is in effect on {as_of}"),
+                    fields: Vec::new(),
+                });
+                found.push((id, Rc::new(d), None));
+                continue;
+            };
+            let cached = student
+                .requirements
+                .borrow()
+                .iter()
+                .find(|(h, d, _)| *h == v.hash && *d == as_of)
+                .map(|(_, _, d)| d.clone());
+            let decision = match cached {
+                Some(d) => d,
+                None => {
+                    let d = Rc::new(self.evaluate(v, student, as_of));
+                    student
+                        .requirements
+                        .borrow_mut()
+                        .push((v.hash.clone(), as_of, d.clone()));
+                    d
+                }
+            };
+            found.push((id, decision, v.meta.endorsement_area));
+        }
+        Rc::new(Requirements(found))
+    }
+
     #[allow(clippy::type_complexity)]
     fn run(
         &mut self,
         policy: &PolicyVersion,
         student: &Prepared,
         as_of: NaiveDate,
+        requirements: Rc<Requirements>,
     ) -> Result<(Vec<Reason>, Vec<Missing>, Option<Payee>), RunError> {
         let compiled = self.compiled(policy)?;
         let plan = compiled
@@ -340,7 +407,7 @@ impl Evaluator {
             .filter(|p| self.plans && p.fits(self.engine.max_operations()));
         if let Some(plan) = plan {
             // A step that fails falls through to rhai, which says why and where.
-            let s = StudentRef(student.student.clone(), as_of);
+            let s = StudentRef(student.student.clone(), as_of, requirements.clone());
             if let Some(decided) = plan.run(&s, compiled.meta.clone()) {
                 return Ok(decided);
             }
@@ -356,7 +423,7 @@ impl Evaluator {
         let [student_name, ctx_name] = &compiled.params;
         scope.push(
             student_name.clone(),
-            StudentRef(student.student.clone(), as_of),
+            StudentRef(student.student.clone(), as_of, requirements),
         );
         scope.push(ctx_name.clone(), ctx);
         let mut caches = compiled.caches.borrow_mut();

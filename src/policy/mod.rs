@@ -5,6 +5,7 @@ pub mod decision;
 pub mod engine;
 pub mod evaluate;
 pub mod grant;
+pub mod next_steps;
 pub mod objects;
 mod plan;
 pub mod publish;

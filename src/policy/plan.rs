@@ -30,8 +30,8 @@ use rhai::{Array, Dynamic, Expr, FnCallExpr, ImmutableString, Stmt, AST};
 use super::decision::{Missing, Payee, Reason};
 use super::engine::{
     absent_check, at_least, bool_check, college_status, combine, early_college_hours,
-    endorsement_earned_any, graduated_by, graduated_on, local_job_offer, work_based_hours, Check,
-    Checks, Limits, StudentRef,
+    endorsement_earned_any, graduated_by, graduated_on, local_job_offer, meets, with_steps,
+    work_based_hours, Check, Checks, Limits, StudentRef,
 };
 use super::registry::PolicyMeta;
 
@@ -88,6 +88,10 @@ enum Node {
     },
     Either(Box<Node>, Box<Node>),
     Both(Box<Node>, Box<Node>),
+    /// `student.meets("id")`.
+    Meets(ImmutableString),
+    /// `with_steps(check, student.meets(..))` or `with_steps(check, [student.meets(..), ..])`.
+    WithSteps(Box<Node>, Vec<Node>),
 }
 
 /// A number-valued expression, for `at_least`.
@@ -209,6 +213,11 @@ impl Node {
             Node::AtLeast { amount, min, field } => at_least(amount.value(s), *min, field).ok(),
             Node::Either(a, b) => Some(combine(a.check(s)?, b.check(s)?, true)),
             Node::Both(a, b) => Some(combine(a.check(s)?, b.check(s)?, false)),
+            Node::Meets(id) => meets(s, id).ok(),
+            Node::WithSteps(check, from) => {
+                let from: Option<Vec<Check>> = from.iter().map(|n| n.check(s)).collect();
+                Some(with_steps(check.check(s)?, &from?))
+            }
         }
     }
 }
@@ -272,6 +281,16 @@ fn node(expr: &Expr, names: &Names) -> Option<Node> {
                 Box::new(node(a, names)?),
                 Box::new(node(b, names)?),
             )),
+            ("with_steps", [check, from]) => {
+                let from = match from {
+                    Expr::Array(items, ..) if items.len() <= MAX_LIST => items
+                        .iter()
+                        .map(|i| node(i, names))
+                        .collect::<Option<Vec<_>>>()?,
+                    other => vec![node(other, names)?],
+                };
+                Some(Node::WithSteps(Box::new(node(check, names)?), from))
+            }
             ("at_least", [value, min, field]) => Some(Node::AtLeast {
                 amount: amount(value, names)?,
                 min: number(min)?,
@@ -308,6 +327,7 @@ fn method(call: &FnCallExpr, names: &Names) -> Option<Node> {
             Node::Attending(string(id)?, array(statuses, names.limits)?)
         }
         ("local_job_offer", [prefixes]) => Node::LocalJobOffer(array(prefixes, names.limits)?),
+        ("meets", [id]) => Node::Meets(string(id)?),
         _ => return None,
     })
 }
@@ -527,7 +547,14 @@ mod tests {
     fn a_plan_runs_only_where_rhai_would_stay_within_the_operation_limit() {
         let registry = Registry::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")).unwrap();
         let mut bodies: Vec<PolicyVersion> = PLANNED.iter().map(|b| policy(b, "")).collect();
-        bodies.extend(registry.versions().iter().map(|v| (**v).clone()));
+        // Requirement policies use helpers only rhai runs (see `HELPERS`): no plan to bound.
+        bodies.extend(
+            registry
+                .versions()
+                .iter()
+                .filter(|v| v.meta.kind.is_incentive())
+                .map(|v| (**v).clone()),
+        );
         let mut interpreted = Evaluator::interpreted(&Limits::default());
         for p in &bodies {
             let bound = Evaluator::default().plan_operations(p).unwrap();
@@ -636,6 +663,11 @@ mod tests {
         let mut compared = 0;
         for v in registry.versions() {
             assert!(!decisions(&mut direct, v).is_empty());
+            if !v.meta.kind.is_incentive() {
+                // Requirement policies are interpreted (their helpers are rhai-only).
+                assert_eq!(decisions(&mut direct, v), decisions(&mut interpreted, v));
+                continue;
+            }
             assert!(
                 direct.plans_for(v),
                 "{} v{} is not a plan",

@@ -207,6 +207,57 @@ pub fn fits<'a>(
     Ok(already_published)
 }
 
+/// The published versions with `candidate` in place of any of the same id and number, linked:
+/// the candidate may refer to requirements (`student.meets`), and its links are checked here
+/// (known, requirements, no circle).
+pub fn with_candidate(
+    published: &Registry,
+    candidate: &PolicyVersion,
+) -> Result<Registry, Refusal> {
+    let id = &candidate.meta.id;
+    let same = |v: &PolicyVersion| v.meta.id == *id && v.meta.version == candidate.meta.version;
+    linked_with(published, candidate, same)
+}
+
+/// `candidate` linked to the requirements it refers to, whatever its period: a what-if
+/// compares it with another version, so it stands alone (its own policy's other versions are
+/// left out).
+pub fn linked(published: &Registry, candidate: &PolicyVersion) -> Result<PolicyVersion, Refusal> {
+    let id = &candidate.meta.id;
+    let registry = linked_with(published, candidate, |v| v.meta.id == *id)?;
+    Ok(registry
+        .version(id, candidate.meta.version)
+        .map(|v| (**v).clone())
+        .unwrap_or_else(|| candidate.clone()))
+}
+
+fn linked_with(
+    published: &Registry,
+    candidate: &PolicyVersion,
+    leave_out: impl Fn(&PolicyVersion) -> bool,
+) -> Result<Registry, Refusal> {
+    let mut versions: Vec<PolicyVersion> = published
+        .versions()
+        .iter()
+        .filter(|v| !leave_out(v))
+        .map(|v| {
+            PolicyVersion::new(
+                v.meta.clone(),
+                v.source.clone(),
+                v.hash.clone(),
+                v.origin.clone(),
+            )
+        })
+        .collect();
+    versions.push(PolicyVersion::new(
+        candidate.meta.clone(),
+        candidate.source.clone(),
+        candidate.hash.clone(),
+        candidate.origin.clone(),
+    ));
+    Registry::new(versions, vec![]).map_err(Refusal::Policy)
+}
+
 /// Runs `suite` with `candidate` in place of any published version of the same number (with a
 /// fresh evaluator, so candidates never stay in a shared cache), and reads its coverage from
 /// the cases that the candidate decided.
@@ -216,13 +267,7 @@ pub fn run_cases(
     suite: &TestSuite,
 ) -> Result<(Vec<CaseResult>, Coverage), Refusal> {
     let id = &candidate.meta.id;
-    let mut versions: Vec<PolicyVersion> = published
-        .versions_of(id)
-        .filter(|v| v.meta.version != candidate.meta.version)
-        .map(|v| (**v).clone())
-        .collect();
-    versions.push(candidate.clone());
-    let registry = Registry::new(versions, vec![]).map_err(Refusal::Policy)?;
+    let registry = with_candidate(published, candidate)?;
     let mut evaluator = Evaluator::default();
     let mut results = Vec::with_capacity(suite.cases.len());
     let mut decisions = Vec::new();

@@ -26,7 +26,18 @@ pub struct PolicyMeta {
     pub version: u32,
     pub title: String,
     pub sponsor: String,
-    pub award: Award,
+    /// `incentive` (the default: awarded and budgeted) or `requirement` (never awarded; shown
+    /// as progress, and referred to by incentives through `student.meets(id)`).
+    #[serde(default, skip_serializing_if = "PolicyKind::is_incentive")]
+    pub kind: PolicyKind,
+    /// What an incentive grants; a requirement has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub award: Option<Award>,
+    /// A requirement for one endorsement: its area. `student.meets` passes the requirement's
+    /// missing items on as steps only to students with this endorsement in progress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub endorsement_area: Option<super::student::EndorsementArea>,
     #[schema(value_type = String, format = Date)]
     pub effective_from: NaiveDate,
     /// Exclusive: the version is in effect on dates before this one.
@@ -39,6 +50,30 @@ pub struct PolicyMeta {
     /// missing text from here, so the script keeps only the logic.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub criteria: BTreeMap<String, CriterionText>,
+}
+
+/// What a policy is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// A scholarship or a waiver: awarded, budgeted.
+    #[default]
+    Incentive,
+    /// A set of requirements (an endorsement's, say): never awarded, shown as progress.
+    Requirement,
+}
+
+impl PolicyKind {
+    pub fn is_incentive(&self) -> bool {
+        *self == Self::Incentive
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incentive => "incentive",
+            Self::Requirement => "requirement",
+        }
+    }
 }
 
 /// What people read about one criterion.
@@ -61,11 +96,17 @@ impl PolicyMeta {
         self.effective_from <= date && self.effective_to.is_none_or(|to| date < to)
     }
 
-    fn overlaps(&self, other: &PolicyMeta) -> bool {
-        let starts_before_other_ends = other.effective_to.is_none_or(|to| self.effective_from < to);
-        let other_starts_before_self_ends =
-            self.effective_to.is_none_or(|to| other.effective_from < to);
-        starts_before_other_ends && other_starts_before_self_ends
+    /// Whether a student's evaluation includes this policy: every incentive; a requirement for
+    /// an endorsement area only for students whose record lists that endorsement (earned or
+    /// in progress), since it is their progress.
+    pub fn concerns(&self, student: &super::student::Student) -> bool {
+        match self.endorsement_area {
+            None => true,
+            Some(area) => student
+                .endorsements
+                .as_ref()
+                .is_some_and(|list| list.iter().any(|e| e.area == area)),
+        }
     }
 
     /// Checks the metadata; a problem names the key it is about.
@@ -100,7 +141,26 @@ impl PolicyMeta {
         if self.sponsor.trim().is_empty() {
             return bad("sponsor", "sponsor must not be empty");
         }
-        match &self.award {
+        match (self.kind, &self.award) {
+            (PolicyKind::Incentive, None) => {
+                return bad("award", "an incentive must say what it awards (award)")
+            }
+            (PolicyKind::Requirement, Some(_)) => {
+                return bad("award", "a requirement is never awarded: remove award")
+            }
+            (PolicyKind::Incentive, _) if self.endorsement_area.is_some() => {
+                return bad(
+                    "endorsement_area",
+                    "only a requirement names an endorsement area",
+                )
+            }
+            _ => {}
+        }
+        match self
+            .award
+            .as_ref()
+            .unwrap_or(&Award::Scholarship { amount_cents: 1 })
+        {
             Award::Scholarship { amount_cents } if *amount_cents <= 0 => {
                 return bad(
                     "award.amount_cents",
@@ -168,6 +228,43 @@ pub struct PolicyVersion {
     pub hash: String,
     /// Where it came from: a file path or another label.
     pub origin: String,
+    /// Every version of each requirement policy the script refers to with
+    /// `student.meets("id")`, themselves linked; filled by [`Registry::new`], which checks that
+    /// each exists, is a requirement, and that no chain comes back to where it started.
+    pub links: Vec<Arc<PolicyVersion>>,
+}
+
+impl PolicyVersion {
+    /// A version as read from its source, not yet linked.
+    pub fn new(meta: PolicyMeta, source: Arc<str>, hash: String, origin: String) -> Self {
+        Self {
+            meta,
+            source,
+            hash,
+            origin,
+            links: Vec::new(),
+        }
+    }
+
+    /// The requirement ids the script names in `meets("...")`, in order, each once.
+    pub fn requires(&self) -> Vec<String> {
+        let mut ids: Vec<String> = Vec::new();
+        let code = without_comments(&self.source);
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find("meets(") {
+            rest = &rest[at + "meets(".len()..];
+            let trimmed = rest.trim_start();
+            if let Some(quoted) = trimmed.strip_prefix('"') {
+                if let Some(end) = quoted.find('"') {
+                    let id = &quoted[..end];
+                    if !ids.iter().any(|i| i == id) {
+                        ids.push(id.to_string());
+                    }
+                }
+            }
+        }
+        ids
+    }
 }
 
 /// SHA-256 of a policy's source, lower-case hex.
@@ -245,12 +342,12 @@ pub fn load_version(
     })?;
     meta.validate()
         .map_err(|(key, message)| meta_err(Some(key), message))?;
-    Ok(PolicyVersion {
+    Ok(PolicyVersion::new(
         meta,
-        source: Arc::from(source),
-        hash: source_hash(source),
-        origin: origin.to_string(),
-    })
+        Arc::from(source),
+        source_hash(source),
+        origin.to_string(),
+    ))
 }
 
 /// Why two versions of one policy cannot both be published.
@@ -290,12 +387,164 @@ pub fn conflict(a: &PolicyVersion, b: &PolicyVersion) -> Option<Conflict> {
             ))
         });
     }
-    a.meta.overlaps(&b.meta).then(|| {
-        Conflict::Overlap(format!(
+    // An open-ended version ends where the next one begins (a new version supersedes it);
+    // a version that gives its end must end by the time the next one starts, and a version
+    // that starts later must have a higher number.
+    let (first, second) = if a.meta.effective_from <= b.meta.effective_from {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let overlapping = first.meta.effective_from == second.meta.effective_from
+        || first
+            .meta
+            .effective_to
+            .is_some_and(|to| to > second.meta.effective_from);
+    if overlapping {
+        return Some(Conflict::Overlap(format!(
             "{id} versions {} ({}) and {} ({}) have overlapping effective periods",
             a.meta.version, a.origin, b.meta.version, b.origin
+        )));
+    }
+    (second.meta.version < first.meta.version).then(|| {
+        Conflict::Overlap(format!(
+            "{id} version {} ({}) starts after version {} ({}) but has a lower number: a later \
+             version needs a higher number",
+            second.meta.version, second.origin, first.meta.version, first.origin
         ))
     })
+}
+
+/// The script with its comments blanked (a comment may mention `meets("...")` without calling
+/// it). Strings are kept as they are.
+fn without_comments(source: &str) -> String {
+    let mut out = String::with_capacity(source.len());
+    let mut chars = source.chars().peekable();
+    let mut in_string = false;
+    while let Some(c) = chars.next() {
+        if in_string {
+            out.push(c);
+            if c == '\\' {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            } else if c == '"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match (c, chars.peek()) {
+            ('"', _) => {
+                in_string = true;
+                out.push(c);
+            }
+            ('/', Some('/')) => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        out.push('\n');
+                        break;
+                    }
+                }
+            }
+            ('/', Some('*')) => {
+                chars.next();
+                let mut last = ' ';
+                for n in chars.by_ref() {
+                    if last == '*' && n == '/' {
+                        break;
+                    }
+                    last = n;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Links every version to the versions of the requirements it refers to, requirements first.
+/// Refuses a reference to an unknown policy or to an incentive, and a chain that comes back to
+/// where it started.
+fn link(
+    by_id: BTreeMap<String, Vec<PolicyVersion>>,
+) -> Result<Vec<Arc<PolicyVersion>>, PolicyError> {
+    let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, list) in &by_id {
+        let mut ids: Vec<String> = Vec::new();
+        for v in list {
+            for r in v.requires() {
+                let Some(target) = by_id.get(&r) else {
+                    return Err(PolicyError::Conflict(format!(
+                        "{}: {id} version {} refers to meets({r:?}), but no policy {r} is published",
+                        v.origin, v.meta.version
+                    )));
+                };
+                if target
+                    .iter()
+                    .any(|t| t.meta.kind != PolicyKind::Requirement)
+                {
+                    return Err(PolicyError::Conflict(format!(
+                        "{}: {id} refers to meets({r:?}), but {r} is not a requirement policy",
+                        v.origin
+                    )));
+                }
+                if !ids.contains(&r) {
+                    ids.push(r);
+                }
+            }
+        }
+        needs.insert(id.clone(), ids);
+    }
+    // Depth-first, requirements before what refers to them; a policy met again on the path is
+    // a circle.
+    fn visit(
+        id: &str,
+        needs: &BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        order: &mut Vec<String>,
+    ) -> Result<(), PolicyError> {
+        if order.iter().any(|o| o == id) {
+            return Ok(());
+        }
+        if let Some(at) = path.iter().position(|p| p == id) {
+            let mut circle: Vec<String> = path[at..].to_vec();
+            circle.push(id.to_string());
+            return Err(PolicyError::Conflict(format!(
+                "policies refer to each other in a circle: {}",
+                circle.join(" -> ")
+            )));
+        }
+        path.push(id.to_string());
+        for r in needs.get(id).map(Vec::as_slice).unwrap_or_default() {
+            visit(r, needs, path, order)?;
+        }
+        path.pop();
+        order.push(id.to_string());
+        Ok(())
+    }
+    let mut order = Vec::new();
+    for id in needs.keys() {
+        visit(id, &needs, &mut Vec::new(), &mut order)?;
+    }
+    let mut linked: BTreeMap<String, Vec<Arc<PolicyVersion>>> = BTreeMap::new();
+    let mut by_id = by_id;
+    for id in order {
+        let list = by_id.remove(&id).unwrap_or_default();
+        let versions = list
+            .into_iter()
+            .map(|mut v| {
+                v.links = v
+                    .requires()
+                    .iter()
+                    .flat_map(|r| linked.get(r).cloned().unwrap_or_default())
+                    .collect();
+                Arc::new(v)
+            })
+            .collect();
+        linked.insert(id, versions);
+    }
+    Ok(linked.into_values().flatten().collect())
 }
 
 /// Every known policy version, and the test cases that came with them.
@@ -345,8 +594,7 @@ impl Registry {
         for v in versions {
             by_id.entry(v.meta.id.clone()).or_default().push(v);
         }
-        let mut all = Vec::new();
-        for (_, mut list) in by_id {
+        for list in by_id.values_mut() {
             list.sort_by_key(|v| (v.meta.effective_from, v.meta.version));
             for (i, a) in list.iter().enumerate() {
                 for b in &list[i + 1..] {
@@ -355,8 +603,16 @@ impl Registry {
                     }
                 }
             }
-            all.extend(list.into_iter().map(Arc::new));
+            // An open-ended version is in effect until the next one begins.
+            for i in 1..list.len() {
+                let next = list[i].meta.effective_from;
+                let before = &mut list[i - 1].meta;
+                if before.effective_to.is_none() {
+                    before.effective_to = Some(next);
+                }
+            }
         }
+        let all = link(by_id)?;
         Ok(Self {
             versions: all,
             suites,
@@ -600,9 +856,69 @@ mod tests {
         let b = load(&script("p", 2, "2023-07-01", None, "2")).unwrap();
         let err = Registry::new(vec![a, b], vec![]).unwrap_err().to_string();
         assert!(err.contains("overlapping"), "{err}");
+        // Two versions starting on the same day overlap; a later start needs a higher number.
+        let same_a = load(&script("p", 1, "2022-07-01", None, "1")).unwrap();
+        let same_b = load(&script("p", 2, "2022-07-01", None, "2")).unwrap();
+        assert!(Registry::new(vec![same_a, same_b], vec![]).is_err());
+        let low = load(&script("p", 1, "2030-07-01", None, "1")).unwrap();
+        let high = load(&script("p", 2, "2022-07-01", None, "2")).unwrap();
+        let err = Registry::new(vec![low, high], vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("higher number"), "{err}");
+    }
+
+    #[test]
+    fn a_new_version_supersedes_an_open_ended_one_from_its_start() {
         let open_a = load(&script("p", 1, "2022-07-01", None, "1")).unwrap();
         let open_b = load(&script("p", 2, "2030-07-01", None, "2")).unwrap();
-        assert!(Registry::new(vec![open_a, open_b], vec![]).is_err());
+        let r = Registry::new(vec![open_b, open_a], vec![]).unwrap();
+        assert_eq!(r.in_effect("p", d("2030-06-30")).unwrap().meta.version, 1);
+        assert_eq!(r.in_effect("p", d("2030-07-01")).unwrap().meta.version, 2);
+        assert_eq!(
+            r.version("p", 1).unwrap().meta.effective_to,
+            Some(d("2030-07-01"))
+        );
+        assert_eq!(r.version("p", 2).unwrap().meta.effective_to, None);
+    }
+
+    #[test]
+    fn references_must_be_known_requirements_without_a_circle() {
+        let requirement = |id: &str, body: &str| {
+            load(&script(id, 1, "2024-01-01", None, body).replace(
+                "award: #{ kind: \"scholarship\", amount_cents: 100 },",
+                "kind: \"requirement\",",
+            ))
+            .unwrap()
+        };
+        let a = requirement("a", "require(\"x\", s.meets(\"b\"), \"X\", \"x\");");
+        let b = requirement("b", "require(\"y\", s.meets(\"a\"), \"Y\", \"y\");");
+        let err = Registry::new(vec![a.clone(), b], vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("circle") && err.contains("a -> b -> a"),
+            "{err}"
+        );
+        let err = Registry::new(vec![a.clone()], vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no policy b"), "{err}");
+        let incentive = load(&script("b", 1, "2024-01-01", None, "1")).unwrap();
+        let err = Registry::new(vec![a.clone(), incentive], vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a requirement"), "{err}");
+        // Linked: a's versions carry b's.
+        let b = requirement("b", "require(\"y\", true, \"Y\", \"y\");");
+        let r = Registry::new(vec![a, b], vec![]).unwrap();
+        assert_eq!(r.version("a", 1).unwrap().links[0].meta.id, "b");
+        // A comment that mentions meets(...) is not a reference.
+        let c = requirement(
+            "c",
+            "// s.meets(\"zzz\")\n require(\"z\", true, \"Z\", \"z\");",
+        );
+        assert!(c.requires().is_empty());
     }
 
     #[test]
@@ -611,12 +927,14 @@ mod tests {
         assert_eq!(
             r.ids(),
             vec![
+                "ccpe-health-requirements",
+                "ccpe-mett-requirements",
                 "ima-mett-scholarship",
                 "ivcc-ccpe-waiver",
                 "jjc-ccpe-waiver"
             ]
         );
-        assert_eq!(r.versions_of("ima-mett-scholarship").count(), 2);
+        assert_eq!(r.versions_of("ima-mett-scholarship").count(), 3);
         assert!(!r.suites().is_empty());
     }
 }

@@ -199,8 +199,35 @@ pub struct WorkBasedLearning {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub employer: Option<String>,
+    /// For career exploration: an intensive experience, which counts for two activities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intensive: Option<bool>,
 }
 crate::objects_only!(WorkBasedLearning, Serialize);
+
+/// What the endorsement's requirements need that the lists of a record do not show (the
+/// Postsecondary and Workforce Readiness Act). Every field optional: absent is unknown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(remote = "Self", deny_unknown_fields)]
+pub struct Pathway {
+    /// The student has an individualized learning plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub individualized_learning_plan: Option<bool>,
+    /// Years of career-focused coursework completed in the endorsement's area.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 12)]
+    pub career_coursework_years: Option<f64>,
+    /// The supervised career development experience ended in a professional skills assessment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub professional_skills_assessment: Option<bool>,
+    /// Ready for non-remedial coursework in reading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading_ready: Option<bool>,
+    /// Ready for non-remedial coursework in math.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub math_ready: Option<bool>,
+}
+crate::objects_only!(Pathway, Serialize);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(remote = "Self", deny_unknown_fields)]
@@ -286,6 +313,9 @@ pub struct Student {
     pub payee_preference: Option<PayeePreference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub demographics: Option<Demographics>,
+    /// The endorsement's requirements not shown by the lists above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pathway: Option<Pathway>,
     /// Free-form extras; policies may read them, validation does not interpret them. At most
     /// 16 KiB as JSON (a size OpenAPI cannot state).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -445,6 +475,18 @@ impl Student {
             check_text(p.institution_id.as_deref())
                 .map_err(named("postsecondary.institution_id"))?;
             check_text(p.term.as_deref()).map_err(named("postsecondary.term"))?;
+        }
+        if let Some(years) = self
+            .pathway
+            .as_ref()
+            .and_then(|p| p.career_coursework_years)
+        {
+            if !years.is_finite() || !(0.0..=12.0).contains(&years) {
+                return Err(RecordError::field(
+                    "pathway.career_coursework_years",
+                    format!("{years} is not a number of years from 0 to 12"),
+                ));
+            }
         }
         if let Some(d) = &self.demographics {
             check_text(d.gender.as_deref()).map_err(named("demographics.gender"))?;

@@ -381,7 +381,7 @@ impl Tally {
     }
 }
 
-fn cost(award: &Award, awards: Cell) -> Cost {
+fn cost(award: &Option<Award>, awards: Cell) -> Cost {
     let Cell::Count(n) = awards else {
         return Cost {
             awards,
@@ -390,12 +390,17 @@ fn cost(award: &Award, awards: Cell) -> Cost {
         };
     };
     match award {
-        Award::Scholarship { amount_cents } => Cost {
+        None => Cost {
+            awards,
+            cents: None,
+            credit_hours: None,
+        },
+        Some(Award::Scholarship { amount_cents }) => Cost {
             awards,
             cents: Some(amount_cents.saturating_mul(n as i64)),
             credit_hours: None,
         },
-        Award::TuitionWaiver { credit_hours, .. } => Cost {
+        Some(Award::TuitionWaiver { credit_hours, .. }) => Cost {
             awards,
             cents: None,
             credit_hours: Some(credit_hours * n as f64),
@@ -631,7 +636,7 @@ pub fn compare(c: &Comparison, records: &[String]) -> Result<Compared, Stopped> 
         }
     };
     // Eligible, ineligible and errors add up to the students: one hidden, all hidden.
-    let side = |award: &Award, outcomes: [u64; 3], eligible: Cell| {
+    let side = |award: &Option<Award>, outcomes: [u64; 3], eligible: Cell| {
         let mut three = [eligible, count(outcomes[1]), count(outcomes[2])];
         if three.iter().any(|c| c.is_suppressed()) {
             three = [Cell::Suppressed; 3];

@@ -288,6 +288,18 @@ impl Service {
                 id: request.policy_id,
             });
         }
+        if registry
+            .versions_of(&request.policy_id)
+            .any(|v| v.meta.kind == crate::policy::registry::PolicyKind::Requirement)
+        {
+            return Err(ServiceError::invalid(
+                "policy_id",
+                format!(
+                    "{} is a requirement policy: it is never awarded",
+                    request.policy_id
+                ),
+            ));
+        }
         let policy = registry
             .in_effect(&request.policy_id, as_of)
             .cloned()
@@ -385,7 +397,13 @@ impl Service {
                     "give total_cents or max_awards",
                 ))
             }
-            (Award::TuitionWaiver { .. }, Some(_), _) => {
+            (None, _, _) => {
+                return Err(ServiceError::invalid(
+                    "policy_id",
+                    "a requirement policy is never awarded: it has no budget",
+                ))
+            }
+            (Some(Award::TuitionWaiver { .. }), Some(_), _) => {
                 return Err(ServiceError::invalid(
                     "total_cents",
                     "a tuition waiver has no money amount: use max_awards",

@@ -137,7 +137,8 @@ mod tests {
             hash: String::new(),
             title: title.into(),
             sponsor: "s".into(),
-            award: Award::Scholarship { amount_cents: 1 },
+            kind: Default::default(),
+            award: Some(Award::Scholarship { amount_cents: 1 }),
             as_of: NaiveDate::MIN,
             outcome,
             reasons: statuses
@@ -154,6 +155,7 @@ mod tests {
                     code: "c".into(),
                     message: "m".into(),
                     fields: vec![],
+                    steps: vec![],
                 })
                 .collect(),
             payee: None,

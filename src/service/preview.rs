@@ -5,6 +5,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use super::{blocking, with_evaluator, Service, ServiceError};
+use crate::policy::next_steps::{next_steps, NextStep};
 use crate::policy::{Decision, PolicyVersion, Prepared, Student};
 
 /// Operations a policy may spend on an async worker before it is moved to the blocking pool.
@@ -23,7 +24,12 @@ pub enum Subject {
 pub struct PreviewResult {
     pub student_id: String,
     pub as_of: NaiveDate,
+    /// One per incentive in effect (asked for).
     pub decisions: Vec<Decision>,
+    /// One per requirement policy in effect (asked for): the student's progress.
+    pub requirements: Vec<Decision>,
+    /// What the student could do next, across the incentives, most valuable first.
+    pub next_steps: Vec<NextStep>,
 }
 
 impl Service {
@@ -58,7 +64,10 @@ impl Service {
         };
         let versions: Vec<Arc<PolicyVersion>> = registry
             .all_in_effect(as_of)
-            .filter(|v| policies.as_ref().is_none_or(|ids| ids.contains(&v.meta.id)))
+            .filter(|v| match &policies {
+                Some(ids) => ids.contains(&v.meta.id),
+                None => v.meta.concerns(&student),
+            })
             .cloned()
             .collect();
         let student_id = student.student_id.clone();
@@ -94,10 +103,16 @@ impl Service {
                 decisions[i] = Some(d);
             }
         }
+        let (decisions, requirements): (Vec<Decision>, Vec<Decision>) = decisions
+            .into_iter()
+            .flatten()
+            .partition(|d| d.kind.is_incentive());
         Ok(PreviewResult {
             student_id,
             as_of,
-            decisions: decisions.into_iter().flatten().collect(),
+            next_steps: next_steps(&decisions),
+            decisions,
+            requirements,
         })
     }
 }

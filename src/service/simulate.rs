@@ -104,7 +104,8 @@ impl Service {
                     ));
                 }
                 require_sponsor(caller, &policy_id, &v.meta.sponsor)?;
-                v
+                // Linked to the requirements it refers to (and so checked).
+                crate::policy::publish::linked(&registry, &v)?
             }
         };
         let against = match request.against {

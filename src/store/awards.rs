@@ -188,10 +188,10 @@ pub enum AwardOutcome {
     KeyReused,
 }
 
-fn amount_of(award: &Award) -> i64 {
+fn amount_of(award: &Option<Award>) -> i64 {
     match award {
-        Award::Scholarship { amount_cents } => *amount_cents,
-        Award::TuitionWaiver { .. } => 0,
+        Some(Award::Scholarship { amount_cents }) => *amount_cents,
+        Some(Award::TuitionWaiver { .. }) | None => 0,
     }
 }
 

@@ -140,12 +140,7 @@ impl Row {
             )));
         }
         Ok(StoredVersion {
-            version: PolicyVersion {
-                meta,
-                source: self.source.into(),
-                hash: self.hash,
-                origin: self.origin,
-            },
+            version: PolicyVersion::new(meta, self.source.into(), self.hash, self.origin),
             published_at: self.published_at,
             tests: self.tests,
             published_by: self.published_by,

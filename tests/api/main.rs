@@ -13,6 +13,7 @@ mod operations;
 mod pages;
 mod policies;
 mod policy_pages;
+mod progress;
 mod publishing;
 mod resilience;
 mod shapes;

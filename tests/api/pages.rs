@@ -284,7 +284,7 @@ async fn the_student_page_ranks_incentives_and_says_what_is_missing() {
     // The version and its effective dates are one click away (a disclosure).
     assert!(page.contains("<summary>Policy version</summary>"));
     assert!(
-        page.contains("version 2, in effect from 2023-07-01 (open-ended)"),
+        page.contains("version 2, in effect from 2023-07-01 (until 2026-12-01)"),
         "{page}"
     );
     // Try a change: enrolment at IVCC instead; nothing stored.

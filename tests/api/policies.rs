@@ -10,13 +10,18 @@ on_both_backends! {
     async fn policies_list_versions_dates_and_hashes(app) {
         let body: Value = app.client.get(app.url("/v1/policies")).send().await.unwrap().json().await.unwrap();
         let ids: Vec<&str> = body["policies"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
-        assert_eq!(ids, vec!["ima-mett-scholarship", "ivcc-ccpe-waiver", "jjc-ccpe-waiver"]);
-        let ima = &body["policies"][0]["versions"];
-        assert_eq!(ima.as_array().unwrap().len(), 2);
+        assert_eq!(ids, vec!["ccpe-health-requirements", "ccpe-mett-requirements", "ima-mett-scholarship", "ivcc-ccpe-waiver", "jjc-ccpe-waiver"]);
+        assert_eq!(body["policies"][1]["versions"][0]["kind"], "requirement");
+        assert!(body["policies"][1]["versions"][0].get("award").is_none());
+        let ima = &body["policies"][2]["versions"];
+        assert_eq!(ima[0]["kind"], "incentive");
+        assert_eq!(ima.as_array().unwrap().len(), 3);
         assert_eq!(ima[0]["effective_from"], "2022-07-01");
         assert_eq!(ima[0]["effective_to"], "2023-07-01");
         assert_eq!(ima[1]["effective_from"], "2023-07-01");
-        assert!(ima[1].get("effective_to").is_none());
+        // An open-ended version ends where the next one begins.
+        assert_eq!(ima[1]["effective_to"], "2026-12-01");
+        assert!(ima[2].get("effective_to").is_none());
         assert!(ima[0].get("source").is_none());
         let file = std::fs::read_to_string(format!("{RULES}/ima-mett-scholarship.v2.rhai")).unwrap();
         assert_eq!(ima[1]["hash"], hex::encode(Sha256::digest(file.as_bytes())));

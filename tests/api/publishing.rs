@@ -158,7 +158,7 @@ on_both_backends! {
         assert_eq!(p["field"], "tests");
         // Nothing of all this was stored.
         problem(app.client.get(app.url(&format!("/v1/policies/{ACME}"))).send().await.unwrap(), 404).await;
-        assert_eq!(app.get_json("/v1/policies/ima-mett-scholarship").await["versions"].as_array().unwrap().len(), 2);
+        assert_eq!(app.get_json("/v1/policies/ima-mett-scholarship").await["versions"].as_array().unwrap().len(), 3);
     }
 
     async fn what_if_counts_gains_costs_groups_and_lists_students(app) {
@@ -595,13 +595,20 @@ async fn eligo_policies_export_writes_a_rules_folder_that_tests_green() {
         vec![
             "acme-machining-award.tests.json",
             "acme-machining-award.v1.rhai",
+            "ccpe-health-requirements.tests.json",
+            "ccpe-health-requirements.v1.rhai",
+            "ccpe-mett-requirements.tests.json",
+            "ccpe-mett-requirements.v1.rhai",
             "ima-mett-scholarship.tests.json",
             "ima-mett-scholarship.v1.rhai",
             "ima-mett-scholarship.v2.rhai",
+            "ima-mett-scholarship.v3.rhai",
             "ivcc-ccpe-waiver.tests.json",
             "ivcc-ccpe-waiver.v1.rhai",
+            "ivcc-ccpe-waiver.v2.rhai",
             "jjc-ccpe-waiver.tests.json",
             "jjc-ccpe-waiver.v1.rhai",
+            "jjc-ccpe-waiver.v2.rhai",
         ]
     );
     assert_eq!(
@@ -675,10 +682,10 @@ async fn a_seed_file_that_overlaps_a_published_version_stops_the_start() {
         .unwrap();
     let store = eligo::store::Store::open(&url, 1).unwrap();
     let before = store.policy_versions().unwrap().len();
-    // A seed v2 from 2025 overlaps the open-ended v1.
+    // A seed v2 starting the same day as v1 overlaps it (a later start would supersede it).
     std::fs::write(
         rules.path().join("acme-machining-award.v2.rhai"),
-        acme_source(2, "2025-01-01"),
+        acme_source(2, "2024-01-01"),
     )
     .unwrap();
     let err = match start(rules.path().to_path_buf()).await {
