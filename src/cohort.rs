@@ -181,9 +181,49 @@ pub fn student(rng: &mut StdRng, index: u64) -> Value {
 }
 
 /// `count` records, the same for the same seed.
+/// The endorsement's requirements that the rest of a record does not show (the PWR Act):
+/// students who earned it completed them all; students in progress part of them (each field
+/// sometimes absent). Drawn from a generator of its own per student, so the rest of each
+/// record is what it was before these fields existed.
+fn pathway(s: &mut Value, seed: u64, index: u64) {
+    let mut rng =
+        StdRng::seed_from_u64(seed.rotate_left(32) ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let status = s["endorsements"][0]["status"].as_str().map(str::to_string);
+    let earned = status.as_deref() == Some("earned");
+    if status.is_none() && rng.random_bool(0.5) {
+        return;
+    }
+    let mut p = Map::new();
+    let flag = |p: &mut Map<String, Value>, rng: &mut StdRng, name: &str, likely: f64| {
+        if rng.random_bool(0.9) {
+            p.insert(name.into(), json!(earned || rng.random_bool(likely)));
+        }
+    };
+    flag(&mut p, &mut rng, "individualized_learning_plan", 0.85);
+    if rng.random_bool(0.9) {
+        let years = if earned { 2 } else { rng.random_range(1..=2) };
+        p.insert("career_coursework_years".into(), json!(years));
+    }
+    flag(&mut p, &mut rng, "professional_skills_assessment", 0.4);
+    flag(&mut p, &mut rng, "reading_ready", 0.8);
+    flag(&mut p, &mut rng, "math_ready", 0.7);
+    s["pathway"] = Value::Object(p);
+    // Earners completed two explorations and two team-based challenges; in progress, often one.
+    if let Some(list) = s["work_based_learning"].as_array_mut() {
+        if earned || rng.random_bool(0.5) {
+            list.push(json!({"kind": "career_exploration", "hours": 4}));
+            list.push(json!({"kind": "team_based_challenge", "hours": 10}));
+        }
+    }
+}
+
 pub fn generate(count: u64, seed: u64) -> impl Iterator<Item = Value> {
     let mut rng = StdRng::seed_from_u64(seed);
-    (1..=count).map(move |i| student(&mut rng, i))
+    (1..=count).map(move |i| {
+        let mut s = student(&mut rng, i);
+        pathway(&mut s, seed, i);
+        s
+    })
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@
 //! | `school_id`, `graduation_date`, `payee_preference` | as in JSON |
 //! | `endorsements` | `area:status[:earned_on]`, several separated by `;` |
 //! | `early_college_credits` | `subject:credit_hours[:institution_id[:course]]`, `;`-separated |
-//! | `work_based_learning` | `kind[:hours[:employer]]`, `;`-separated |
+//! | `work_based_learning` | `kind[:hours[:employer[:intensive]]]` (the word `intensive` marks an intensive career exploration), `;`-separated |
 //! | `job_offers` | `naics:local[:offered_on[:employer]]` (local `true`, `false` or empty), `;`-separated |
 //! | `postsecondary_institution_id`, `postsecondary_status`, `postsecondary_term` | the `postsecondary` object |
 //! | `gender`, `race_ethnicity` | `demographics`; race/ethnicity values `;`-separated |
+//! | `individualized_learning_plan`, `career_coursework_years`, `professional_skills_assessment`, `reading_ready`, `math_ready` | the `pathway` object (`true`/`false`, years a number) |
 //! | `attributes` | a JSON object |
 
 use serde::Serialize;
@@ -48,7 +49,7 @@ pub struct Parsed {
     pub rejected: Vec<RejectedRow>,
 }
 
-pub const CSV_COLUMNS: [&str; 14] = [
+pub const CSV_COLUMNS: [&str; 19] = [
     "student_id",
     "school_id",
     "graduation_date",
@@ -62,6 +63,11 @@ pub const CSV_COLUMNS: [&str; 14] = [
     "postsecondary_term",
     "gender",
     "race_ethnicity",
+    "individualized_learning_plan",
+    "career_coursework_years",
+    "professional_skills_assessment",
+    "reading_ready",
+    "math_ready",
     // A JSON object, for free-form extras.
     "attributes",
 ];
@@ -217,6 +223,7 @@ fn csv_row(cells: &[(&str, &str)]) -> Result<Value, String> {
     let mut m = Map::new();
     let mut post = Map::new();
     let mut demo = Map::new();
+    let mut pathway = Map::new();
     for &(column, cell) in cells {
         if cell.is_empty() {
             continue;
@@ -248,13 +255,22 @@ fn csv_row(cells: &[(&str, &str)]) -> Result<Value, String> {
                 Ok(o)
             })?),
             "work_based_learning" => json!(list(cell, |e| {
-                let mut p = e.splitn(3, ':');
+                let mut p = e.splitn(4, ':');
                 let mut o = json!({"kind": p.next().unwrap_or_default()});
                 if let Some(h) = p.next().filter(|s| !s.is_empty()) {
                     o["hours"] = number("work_based_learning.hours", h)?;
                 }
                 if let Some(emp) = p.next().filter(|s| !s.is_empty()) {
                     o["employer"] = json!(emp);
+                }
+                match p.next() {
+                    None | Some("") => {}
+                    Some("intensive") => o["intensive"] = json!(true),
+                    Some(other) => {
+                        return Err(format!(
+                            "work_based_learning: {other:?} is not the word intensive"
+                        ))
+                    }
                 }
                 Ok(o)
             })?),
@@ -296,6 +312,22 @@ fn csv_row(cells: &[(&str, &str)]) -> Result<Value, String> {
                 demo.insert("gender".into(), json!(cell));
                 continue;
             }
+            "individualized_learning_plan"
+            | "professional_skills_assessment"
+            | "reading_ready"
+            | "math_ready" => {
+                let flag = match cell {
+                    "true" => true,
+                    "false" => false,
+                    other => return Err(format!("{column}: {other:?} is not true or false")),
+                };
+                pathway.insert(column.into(), json!(flag));
+                continue;
+            }
+            "career_coursework_years" => {
+                pathway.insert(column.into(), number("career_coursework_years", cell)?);
+                continue;
+            }
             "race_ethnicity" => {
                 demo.insert(
                     "race_ethnicity".into(),
@@ -314,6 +346,9 @@ fn csv_row(cells: &[(&str, &str)]) -> Result<Value, String> {
     }
     if !demo.is_empty() {
         m.insert("demographics".into(), Value::Object(demo));
+    }
+    if !pathway.is_empty() {
+        m.insert("pathway".into(), Value::Object(pathway));
     }
     Ok(Value::Object(m))
 }
@@ -374,6 +409,36 @@ mod tests {
         assert!(p.rejected[0].error.contains("cells"));
         assert_eq!(p.rejected[1].line, 5);
         assert_eq!(p.rejected[1].field.as_deref(), Some("graduation_date"));
+    }
+
+    #[test]
+    fn csv_pathway_columns_and_intensive_exploration() {
+        let body = "student_id,work_based_learning,individualized_learning_plan,career_coursework_years,math_ready\n\
+                    p1,career_exploration:6::intensive;internship:60:Rivian,true,2,false\n\
+                    p2,career_exploration::Acme:sometimes,,,\n\
+                    p3,,maybe,,\n";
+        let p = parse(ImportFormat::Csv, body.as_bytes()).unwrap();
+        assert_eq!(p.records.len(), 1, "{:?}", p.rejected);
+        let r = &p.records[0];
+        let path = r.pathway.as_ref().unwrap();
+        assert_eq!(path.individualized_learning_plan, Some(true));
+        assert_eq!(path.career_coursework_years, Some(2.0));
+        assert_eq!(path.math_ready, Some(false));
+        assert_eq!(path.reading_ready, None);
+        let wbl = r.work_based_learning.as_ref().unwrap();
+        assert_eq!(wbl[0].intensive, Some(true));
+        assert_eq!(wbl[1].intensive, None);
+        assert_eq!(p.rejected.len(), 2);
+        assert!(
+            p.rejected[0].error.contains("intensive"),
+            "{:?}",
+            p.rejected
+        );
+        assert!(
+            p.rejected[1].error.contains("true or false"),
+            "{:?}",
+            p.rejected
+        );
     }
 
     #[test]
