@@ -323,6 +323,113 @@ struct StudentPage {
     form: ChangeForm,
     areas: Vec<Choice>,
     statuses: Vec<Choice>,
+    steps: Vec<StepView>,
+    progress: Vec<ProgressView>,
+}
+
+/// A next step as the student page shows it.
+pub struct StepView {
+    pub message: String,
+    pub fields: String,
+    /// "Completes the IMA scholarship ($500.00)", when it completes any incentive alone.
+    pub completes: String,
+    pub closer: String,
+}
+
+/// One requirement policy's progress: each requirement done, or how much is left.
+pub struct ProgressView {
+    pub title: String,
+    pub met: usize,
+    pub total: usize,
+    pub items: Vec<ProgressItem>,
+}
+
+pub struct ProgressItem {
+    pub label: String,
+    pub class: &'static str,
+    pub mark: &'static str,
+    /// What is left, in numbers, when not done.
+    pub left: String,
+}
+
+fn step_views(state: &AppState, steps: &[crate::policy::next_steps::NextStep]) -> Vec<StepView> {
+    let registry = state.service.registry();
+    let title = |id: &String| {
+        registry
+            .versions_of(id)
+            .last()
+            .map_or(id.clone(), |v| v.meta.title.clone())
+    };
+    steps
+        .iter()
+        .map(|s| {
+            let mut worth = Vec::new();
+            if s.completes_cents > 0 {
+                worth.push(dollars(s.completes_cents));
+            }
+            if s.completes_credit_hours > 0.0 {
+                worth.push(format!("{} credit hours", s.completes_credit_hours));
+            }
+            StepView {
+                message: s.message.clone(),
+                fields: fields_text(&s.fields),
+                completes: if s.completes.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "Completes {} ({})",
+                        s.completes.iter().map(title).collect::<Vec<_>>().join(", "),
+                        worth.join(" and ")
+                    )
+                },
+                closer: s
+                    .brings_closer
+                    .iter()
+                    .map(title)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }
+        })
+        .collect()
+}
+
+fn progress_views(requirements: &[Decision]) -> Vec<ProgressView> {
+    requirements
+        .iter()
+        .map(|d| ProgressView {
+            title: d.title.clone(),
+            met: d
+                .reasons
+                .iter()
+                .filter(|r| r.status == Status::Passed)
+                .count(),
+            total: d.reasons.len(),
+            items: d
+                .reasons
+                .iter()
+                .map(|r| {
+                    let (mark, class) = match r.status {
+                        Status::Passed => ("Done", "passed"),
+                        Status::Failed => ("Not yet", "failed"),
+                        Status::Unknown => ("Cannot tell", "unknown"),
+                    };
+                    ProgressItem {
+                        label: r.message.clone(),
+                        class,
+                        mark,
+                        left: if r.status == Status::Passed {
+                            String::new()
+                        } else {
+                            d.missing
+                                .iter()
+                                .find(|m| m.code == r.code)
+                                .map_or(String::new(), |m| m.message.clone())
+                        },
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn area_choices(selected: &str) -> Vec<Choice> {
@@ -424,6 +531,8 @@ async fn student_page(
         .incentives(student_id.clone(), as_of, &change)
         .await?;
     let decisions = views(state, &result.decisions);
+    let steps = step_views(state, &result.next_steps);
+    let progress = progress_views(&result.requirements);
     let status = if date_error.is_some() || !change_errors.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -444,6 +553,8 @@ async fn student_page(
             areas: area_choices(&form.endorsement),
             statuses: status_choices(&form.college_status),
             form,
+            steps,
+            progress,
         },
     )
 }

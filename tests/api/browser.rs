@@ -179,6 +179,12 @@ async fn a_counselor_uses_the_pages_in_a_browser() {
     progress["endorsements"] =
         json!([{"area": "manufacturing_engineering_technology_trades", "status": "in_progress"}]);
     progress["postsecondary"] = json!({"status": "applied"});
+    progress["early_college_credits"] = json!([{"subject": "machining", "credit_hours": 3.0}]);
+    progress["work_based_learning"] = json!([
+        {"kind": "career_exploration"}, {"kind": "career_exploration"},
+        {"kind": "team_based_challenge"}, {"kind": "internship", "hours": 20}]);
+    progress["pathway"] = json!({"individualized_learning_plan": true, "career_coursework_years": 2,
+        "reading_ready": true, "math_ready": true});
     app.put_student("BR-2", &progress).await;
     let secret = new_key(&app.database_url, Role::Counselor, None);
     let profile = tempfile::tempdir().unwrap();
@@ -215,6 +221,24 @@ async fn a_counselor_uses_the_pages_in_a_browser() {
     assert!(!missing.is_empty());
     let page = text_of(&c, "main").await;
     assert!(page.contains("still in progress"), "{page}");
+    // Next steps come first, then the endorsement's progress, then the incentives.
+    let steps = text_of(&c, "section.next-steps").await;
+    assert!(
+        steps.contains("3 more early-college credit hours (3 of 6)"),
+        "{steps}"
+    );
+    let at = |text: &str| {
+        page.find(text)
+            .unwrap_or_else(|| panic!("{text:?} not on the page"))
+    };
+    assert!(
+        at("Next steps") < at("METT endorsement requirements: 4 of 8 done"),
+        "{page}"
+    );
+    assert!(
+        at("METT endorsement requirements") < at("\nIncentives\n"),
+        "{page}"
+    );
     check(&c, &axe, "student").await;
 
     // Try a change: the endorsement earned and enrolment at IVCC.

@@ -274,8 +274,10 @@ async fn the_student_page_ranks_incentives_and_says_what_is_missing() {
     let (b, csrf) = sign_in(&app, Role::Counselor).await;
     let page = page_text(&b, &app, "/students/ST-1?as_of=2024-06-01").await;
     // Eligible first (IMA and JJC), the IVCC waiver after, with what is missing and marks in words.
-    let ima = page.find("Manufacturing").unwrap_or(usize::MAX);
-    let ivcc = page.find("Illinois Valley").unwrap();
+    // (Within the incentives: the next steps above them name incentives too.)
+    let incentives = &page[page.find("<h2>Incentives</h2>").unwrap()..];
+    let ima = incentives.find("Manufacturing").unwrap_or(usize::MAX);
+    let ivcc = incentives.find("Illinois Valley").unwrap();
     assert!(ima < ivcc, "eligible incentives come first");
     assert!(
         page.contains("What is missing") && page.contains("Passed:") && page.contains("Not met:")
