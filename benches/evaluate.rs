@@ -250,4 +250,54 @@ fn main() {
         "  ratio served/native (prepared):                 {:.1}x",
         rhai / native
     );
+
+    // Next steps (#16): one student whose METT endorsement is in progress, a fresh record per
+    // call (requirement decisions are kept per record, so reusing one would hide their cost).
+    let mut in_progress: serde_json::Value = serde_json::from_str(RECORD).unwrap();
+    in_progress["endorsements"][0]["status"] = serde_json::json!("in_progress");
+    in_progress["pathway"] = serde_json::json!({"individualized_learning_plan": true,
+        "career_coursework_years": 2, "reading_ready": true, "math_ready": false});
+    let student = Student::from_value(in_progress).unwrap();
+    let before: NaiveDate = "2024-06-01".parse().unwrap();
+    let today: NaiveDate = "2026-12-15".parse().unwrap();
+    let unchained: Vec<_> = s
+        .registry
+        .all_in_effect(before)
+        .filter(|v| v.meta.kind.is_incentive())
+        .cloned()
+        .collect();
+    let every: Vec<_> = s.registry.all_in_effect(today).cloned().collect();
+    let decide =
+        |ev: &mut Evaluator, versions: &[std::sync::Arc<eligo::policy::PolicyVersion>], as_of| {
+            let p = Prepared::new(black_box(&student).clone());
+            versions
+                .iter()
+                .map(|v| ev.evaluate(v, &p, as_of))
+                .collect::<Vec<_>>()
+        };
+    let steps = eligo::policy::next_steps::next_steps(&decide(&mut evaluator, &every, today));
+    assert!(!steps.is_empty());
+    let n = 100_000;
+    let plain_before = per_iter(n, || {
+        black_box(decide(&mut evaluator, &unchained, before));
+    });
+    let plain = per_iter(n, || {
+        black_box(decide(&mut evaluator, &every, today));
+    });
+    let with_steps = per_iter(n, || {
+        let decisions = decide(&mut evaluator, &every, today);
+        black_box(eligo::policy::next_steps::next_steps(&decisions));
+    });
+    println!("\nsummary (next steps, one student with the METT endorsement in progress, record prepared per call):");
+    println!(
+        "  the three incentives before chaining (2024-06-01):             {plain_before:.2} µs"
+    );
+    println!("  every seed policy in effect (2026-12-15; requirements chained): {plain:.2} µs");
+    println!(
+        "  the same and its next steps:                                    {with_steps:.2} µs"
+    );
+    println!(
+        "  next steps / plain evaluation:                                  {:.2}x  (target <= 2x)",
+        with_steps / plain
+    );
 }
