@@ -624,8 +624,34 @@ fn pathway_flag(
     }
 }
 
+/// `student.learning_plan`.
+pub(super) fn learning_plan(s: &StudentRef) -> Check {
+    pathway_flag(
+        s,
+        |p| p.individualized_learning_plan,
+        "pathway.individualized_learning_plan",
+    )
+}
+
+/// `student.skills_assessment`.
+pub(super) fn skills_assessment(s: &StudentRef) -> Check {
+    pathway_flag(
+        s,
+        |p| p.professional_skills_assessment,
+        "pathway.professional_skills_assessment",
+    )
+}
+
+/// `student.coursework_years()`.
+pub(super) fn coursework_years(s: &StudentRef) -> Dynamic {
+    match s.0.pathway.as_ref().and_then(|p| p.career_coursework_years) {
+        Some(y) => Dynamic::from_float(y),
+        None => Dynamic::UNIT,
+    }
+}
+
 /// Ready for non-remedial reading and math: both flags; says which one is missing.
-fn academic_readiness(s: &StudentRef) -> Check {
+pub(super) fn academic_readiness(s: &StudentRef) -> Check {
     let p = s.0.pathway.as_ref();
     let reading = p.and_then(|p| p.reading_ready);
     let math = p.and_then(|p| p.math_ready);
@@ -643,7 +669,7 @@ fn academic_readiness(s: &StudentRef) -> Check {
 }
 
 /// Work-based learning items of one kind (unknown when the record has no list).
-fn work_based_count(s: &StudentRef, kind: &str) -> Dynamic {
+pub(super) fn work_based_count(s: &StudentRef, kind: &str) -> Dynamic {
     match &s.0.work_based_learning {
         None => Dynamic::UNIT,
         Some(list) => {
@@ -655,7 +681,7 @@ fn work_based_count(s: &StudentRef, kind: &str) -> Dynamic {
 /// Hours of supervised career development experience: career development experiences,
 /// micro-internships, internships and apprenticeships. Unknown when the record has no list, or
 /// when such an experience lacks its hours (it could make up the difference).
-fn supervised_hours(s: &StudentRef) -> Dynamic {
+pub(super) fn supervised_hours(s: &StudentRef) -> Dynamic {
     use super::student::WorkBasedLearningKind as K;
     let Some(list) = &s.0.work_based_learning else {
         return Dynamic::UNIT;
@@ -676,7 +702,7 @@ fn supervised_hours(s: &StudentRef) -> Dynamic {
 }
 
 /// Two career exploration activities, or one intensive career exploration experience.
-fn career_exploration(s: &StudentRef) -> Check {
+pub(super) fn career_exploration(s: &StudentRef) -> Check {
     use super::student::WorkBasedLearningKind as K;
     let Some(list) = &s.0.work_based_learning else {
         return Check::unknown("work-based learning not on record", "work_based_learning");
@@ -802,7 +828,10 @@ const CHECK_PARTS: PlanForm =
 pub const HELPERS: &[Helper] = &[
     Helper {
         name: "progress",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("p", progress(student.early_college_hours(), 6, "early-college credit hours", "early_college_credits"), "P", "p");
+                        require("q", progress(student.work_based_hours(), 1.5, "hours", "work_based_learning"), "Q", "q");"#,
+        },
         register: |e| {
             e.register_fn(
                 "progress",
@@ -818,33 +847,29 @@ pub const HELPERS: &[Helper] = &[
     },
     Helper {
         name: "learning_plan",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("l", student.learning_plan, "L", "l");"#,
+        },
         register: |e| {
-            e.register_get("learning_plan", |s: &mut StudentRef| {
-                pathway_flag(
-                    s,
-                    |p| p.individualized_learning_plan,
-                    "pathway.individualized_learning_plan",
-                )
-            });
+            e.register_get("learning_plan", |s: &mut StudentRef| learning_plan(s));
         },
     },
     Helper {
         name: "skills_assessment",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("a", student.skills_assessment, "A", "a");"#,
+        },
         register: |e| {
             e.register_get("skills_assessment", |s: &mut StudentRef| {
-                pathway_flag(
-                    s,
-                    |p| p.professional_skills_assessment,
-                    "pathway.professional_skills_assessment",
-                )
+                skills_assessment(s)
             });
         },
     },
     Helper {
         name: "academic_readiness",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("r", student.academic_readiness, "R", "r");"#,
+        },
         register: |e| {
             e.register_get("academic_readiness", |s: &mut StudentRef| {
                 academic_readiness(s)
@@ -853,19 +878,18 @@ pub const HELPERS: &[Helper] = &[
     },
     Helper {
         name: "coursework_years",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("c", progress(student.coursework_years(), 2, "years of coursework", "pathway.career_coursework_years"), "C", "c");"#,
+        },
         register: |e| {
-            e.register_fn("coursework_years", |s: &mut StudentRef| {
-                match s.0.pathway.as_ref().and_then(|p| p.career_coursework_years) {
-                    Some(y) => Dynamic::from_float(y),
-                    None => Dynamic::UNIT,
-                }
-            });
+            e.register_fn("coursework_years", |s: &mut StudentRef| coursework_years(s));
         },
     },
     Helper {
         name: "work_based_count",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("t", progress(student.work_based_count("team_based_challenge"), 2, "team-based challenges", "work_based_learning"), "T", "t");"#,
+        },
         register: |e| {
             e.register_fn("work_based_count", |s: &mut StudentRef, kind: &str| {
                 work_based_count(s, kind)
@@ -874,14 +898,18 @@ pub const HELPERS: &[Helper] = &[
     },
     Helper {
         name: "supervised_hours",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("s", progress(student.supervised_hours(), 60, "supervised hours", "work_based_learning"), "S", "s");"#,
+        },
         register: |e| {
             e.register_fn("supervised_hours", |s: &mut StudentRef| supervised_hours(s));
         },
     },
     Helper {
         name: "career_exploration",
-        plan: PlanForm::RhaiOnly("requirement policies: interpreted, evaluated once per record"),
+        plan: PlanForm::Planned {
+            example: r#"require("e", student.career_exploration(), "E", "e");"#,
+        },
         register: |e| {
             e.register_fn("career_exploration", |s: &mut StudentRef| {
                 career_exploration(s)

@@ -29,9 +29,11 @@ use rhai::{Array, Dynamic, Expr, FnCallExpr, ImmutableString, Stmt, AST};
 
 use super::decision::{Missing, Payee, Reason};
 use super::engine::{
-    absent_check, at_least, bool_check, college_status, combine, early_college_hours,
-    endorsement_earned_any, graduated_by, graduated_on, local_job_offer, meets, with_steps,
-    work_based_hours, Check, Checks, Limits, StudentRef,
+    absent_check, academic_readiness, at_least, bool_check, career_exploration, college_status,
+    combine, coursework_years, early_college_hours, endorsement_earned_any, graduated_by,
+    graduated_on, learning_plan, local_job_offer, meets, progress, skills_assessment,
+    supervised_hours, with_steps, work_based_count, work_based_hours, Check, Checks, Limits,
+    StudentRef,
 };
 use super::registry::PolicyMeta;
 
@@ -88,6 +90,17 @@ enum Node {
     },
     Either(Box<Node>, Box<Node>),
     Both(Box<Node>, Box<Node>),
+    /// `progress(amount, target, unit, field)`.
+    Progress {
+        amount: Amount,
+        target: f64,
+        unit: ImmutableString,
+        field: ImmutableString,
+    },
+    LearningPlan,
+    SkillsAssessment,
+    AcademicReadiness,
+    CareerExploration,
     /// `student.meets("id")`.
     Meets(ImmutableString),
     /// `with_steps(check, student.meets(..))` or `with_steps(check, [student.meets(..), ..])`.
@@ -99,6 +112,9 @@ enum Node {
 enum Amount {
     EarlyCollegeHours(Option<ImmutableString>),
     WorkBasedHours(Option<ImmutableString>),
+    CourseworkYears,
+    WorkBasedCount(ImmutableString),
+    SupervisedHours,
 }
 
 /// The names `evaluate` gave its parameters, and the engine's limits.
@@ -213,6 +229,16 @@ impl Node {
             Node::AtLeast { amount, min, field } => at_least(amount.value(s), *min, field).ok(),
             Node::Either(a, b) => Some(combine(a.check(s)?, b.check(s)?, true)),
             Node::Both(a, b) => Some(combine(a.check(s)?, b.check(s)?, false)),
+            Node::Progress {
+                amount,
+                target,
+                unit,
+                field,
+            } => progress(amount.value(s), *target, unit, field).ok(),
+            Node::LearningPlan => Some(learning_plan(s)),
+            Node::SkillsAssessment => Some(skills_assessment(s)),
+            Node::AcademicReadiness => Some(academic_readiness(s)),
+            Node::CareerExploration => Some(career_exploration(s)),
             Node::Meets(id) => meets(s, id).ok(),
             Node::WithSteps(check, from) => {
                 let from: Option<Vec<Check>> = from.iter().map(|n| n.check(s)).collect();
@@ -227,6 +253,9 @@ impl Amount {
         match self {
             Amount::EarlyCollegeHours(subject) => early_college_hours(s, subject.as_deref()),
             Amount::WorkBasedHours(kind) => work_based_hours(s, kind.as_deref()),
+            Amount::CourseworkYears => coursework_years(s),
+            Amount::WorkBasedCount(kind) => work_based_count(s, kind),
+            Amount::SupervisedHours => supervised_hours(s),
         }
     }
 }
@@ -291,6 +320,12 @@ fn node(expr: &Expr, names: &Names) -> Option<Node> {
                 };
                 Some(Node::WithSteps(Box::new(node(check, names)?), from))
             }
+            ("progress", [value, target, unit, field]) => Some(Node::Progress {
+                amount: amount(value, names)?,
+                target: number(target)?,
+                unit: string(unit)?,
+                field: string(field)?,
+            }),
             ("at_least", [value, min, field]) => Some(Node::AtLeast {
                 amount: amount(value, names)?,
                 min: number(min)?,
@@ -300,10 +335,14 @@ fn node(expr: &Expr, names: &Names) -> Option<Node> {
         },
         Expr::Dot(dot, flags, ..) if flags.is_empty() && is_var(&dot.lhs, names.student) => {
             match &dot.rhs {
-                Expr::Property(p, ..)
-                    if p.2.as_str() == "graduated" && super::engine::planned("graduated") =>
-                {
-                    Some(Node::Graduated)
+                Expr::Property(p, ..) if super::engine::planned(p.2.as_str()) => {
+                    match p.2.as_str() {
+                        "graduated" => Some(Node::Graduated),
+                        "learning_plan" => Some(Node::LearningPlan),
+                        "skills_assessment" => Some(Node::SkillsAssessment),
+                        "academic_readiness" => Some(Node::AcademicReadiness),
+                        _ => None,
+                    }
                 }
                 Expr::MethodCall(call, ..) if plain(call) => method(call, names),
                 _ => None,
@@ -328,6 +367,7 @@ fn method(call: &FnCallExpr, names: &Names) -> Option<Node> {
         }
         ("local_job_offer", [prefixes]) => Node::LocalJobOffer(array(prefixes, names.limits)?),
         ("meets", [id]) => Node::Meets(string(id)?),
+        ("career_exploration", []) => Node::CareerExploration,
         _ => return None,
     })
 }
@@ -347,6 +387,9 @@ fn amount(expr: &Expr, names: &Names) -> Option<Amount> {
         ("early_college_hours", [subject]) => Amount::EarlyCollegeHours(Some(string(subject)?)),
         ("work_based_hours", []) => Amount::WorkBasedHours(None),
         ("work_based_hours", [kind]) => Amount::WorkBasedHours(Some(string(kind)?)),
+        ("coursework_years", []) => Amount::CourseworkYears,
+        ("work_based_count", [kind]) => Amount::WorkBasedCount(string(kind)?),
+        ("supervised_hours", []) => Amount::SupervisedHours,
         _ => return None,
     })
 }
@@ -547,14 +590,7 @@ mod tests {
     fn a_plan_runs_only_where_rhai_would_stay_within_the_operation_limit() {
         let registry = Registry::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")).unwrap();
         let mut bodies: Vec<PolicyVersion> = PLANNED.iter().map(|b| policy(b, "")).collect();
-        // Requirement policies use helpers only rhai runs (see `HELPERS`): no plan to bound.
-        bodies.extend(
-            registry
-                .versions()
-                .iter()
-                .filter(|v| v.meta.kind.is_incentive())
-                .map(|v| (**v).clone()),
-        );
+        bodies.extend(registry.versions().iter().map(|v| (**v).clone()));
         let mut interpreted = Evaluator::interpreted(&Limits::default());
         for p in &bodies {
             let bound = Evaluator::default().plan_operations(p).unwrap();
@@ -663,11 +699,6 @@ mod tests {
         let mut compared = 0;
         for v in registry.versions() {
             assert!(!decisions(&mut direct, v).is_empty());
-            if !v.meta.kind.is_incentive() {
-                // Requirement policies are interpreted (their helpers are rhai-only).
-                assert_eq!(decisions(&mut direct, v), decisions(&mut interpreted, v));
-                continue;
-            }
             assert!(
                 direct.plans_for(v),
                 "{} v{} is not a plan",
