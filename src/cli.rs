@@ -418,7 +418,10 @@ pub fn simulate(a: SimulateArgs) -> anyhow::Result<bool> {
     let candidate =
         crate::policy::publish::linked(&rules, &candidate).map_err(|e| anyhow::anyhow!("{e}"))?;
     let against = match (&a.against, a.against_version) {
-        (Some(path), _) => read_policy(path)?,
+        (Some(path), _) => {
+            crate::policy::publish::linked(&Registry::load_dir(&a.rules)?, &read_policy(path)?)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+        }
         (None, version) => {
             let registry = Registry::load_dir(&a.rules)?;
             let id = &candidate.meta.id;

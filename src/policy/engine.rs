@@ -596,11 +596,15 @@ pub(super) fn progress(
         return Ok(Check::passed(format!("{} of {} {unit}", n(v), n(target))));
     }
     let left = target - v;
-    // "1 more team-based challenge": the units here are plain English plurals.
+    // "1 more team-based challenge", "1 more year of coursework": the units here are plain
+    // English plurals, the noun last or before " of ".
     let unit_left = if left == 1.0 {
-        unit.strip_suffix('s').unwrap_or(unit)
+        match unit.split_once(" of ") {
+            Some((noun, rest)) => format!("{} of {rest}", noun.strip_suffix('s').unwrap_or(noun)),
+            None => unit.strip_suffix('s').unwrap_or(unit).to_string(),
+        }
     } else {
-        unit
+        unit.to_string()
     };
     Ok(
         Check::failed(format!("{} of {} {unit}", n(v), n(target))).with_need(format!(
@@ -678,27 +682,38 @@ pub(super) fn work_based_count(s: &StudentRef, kind: &str) -> Dynamic {
     }
 }
 
-/// Hours of supervised career development experience: career development experiences,
-/// micro-internships, internships and apprenticeships. Unknown when the record has no list, or
-/// when such an experience lacks its hours (it could make up the difference).
-pub(super) fn supervised_hours(s: &StudentRef) -> Dynamic {
+/// `student.supervised_experience(target)`: at least `target` hours of supervised career
+/// development experience (career development experiences, micro-internships, internships,
+/// apprenticeships). Passed once the known hours reach it; below it, unknown when an
+/// experience lacks its hours (they could make up the difference), failed otherwise, saying
+/// how many are left.
+pub(super) fn supervised_experience(s: &StudentRef, target: f64) -> Check {
     use super::student::WorkBasedLearningKind as K;
     let Some(list) = &s.0.work_based_learning else {
-        return Dynamic::UNIT;
+        return Check::unknown("work_based_learning not on record", "work_based_learning");
     };
     let mut total = 0.0;
-    for w in list {
+    let mut lacking = None;
+    for (i, w) in list.iter().enumerate() {
         if matches!(
             w.kind,
             K::CareerDevelopmentExperience | K::MicroInternship | K::Internship | K::Apprenticeship
         ) {
             match w.hours {
                 Some(h) => total += h,
-                None => return Dynamic::UNIT,
+                None => lacking = lacking.or(Some(i)),
             }
         }
     }
-    Dynamic::from_float(total)
+    match (total >= target, lacking) {
+        (true, _) => progress(Dynamic::from_float(total), target, "supervised hours", ""),
+        (false, Some(i)) => Ok(Check::unknown(
+            format!("{total} hours known; an experience lacks its hours"),
+            &format!("work_based_learning[{i}].hours"),
+        )),
+        (false, None) => progress(Dynamic::from_float(total), target, "supervised hours", ""),
+    }
+    .unwrap_or_else(|_| Check::unknown_no_field("cannot count the hours"))
 }
 
 /// Two career exploration activities, or one intensive career exploration experience.
@@ -736,10 +751,11 @@ pub(super) fn meets(s: &StudentRef, id: &str) -> Result<Check, Box<EvalAltResult
     };
     let check = match d.outcome {
         Outcome::Eligible => return Ok(Check::passed(format!("meets {id}"))),
+        // A requirement that could not be decided is unknown here, never an error of the
+        // incentive that refers to it (a student who earned the endorsement still passes).
         Outcome::Error => {
-            return Err(script_error(format!(
-                "requirement {id} failed: {}",
-                d.error.as_deref().unwrap_or("error")
+            return Ok(Check::unknown_no_field(format!(
+                "requirement {id} could not be decided"
             )))
         }
         Outcome::Ineligible => {
@@ -897,12 +913,20 @@ pub const HELPERS: &[Helper] = &[
         },
     },
     Helper {
-        name: "supervised_hours",
+        name: "supervised_experience",
         plan: PlanForm::Planned {
-            example: r#"require("s", progress(student.supervised_hours(), 60, "supervised hours", "work_based_learning"), "S", "s");"#,
+            example: r#"require("s", student.supervised_experience(60), "S", "s");
+                        require("t", student.supervised_experience(12.5), "T", "t");"#,
         },
         register: |e| {
-            e.register_fn("supervised_hours", |s: &mut StudentRef| supervised_hours(s));
+            e.register_fn(
+                "supervised_experience",
+                |s: &mut StudentRef, target: i64| supervised_experience(s, target as f64),
+            )
+            .register_fn(
+                "supervised_experience",
+                |s: &mut StudentRef, target: f64| supervised_experience(s, target),
+            );
         },
     },
     Helper {

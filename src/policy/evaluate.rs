@@ -287,11 +287,25 @@ impl Evaluator {
         as_of: NaiveDate,
         budget: Option<u64>,
     ) -> Option<Decision> {
+        // A requirement is decided once per record and date, however many incentives refer to
+        // it (and whether it is asked for itself).
+        let is_requirement = !policy.meta.kind.is_incentive();
+        if is_requirement {
+            let made = student
+                .requirements
+                .borrow()
+                .iter()
+                .find(|(h, d, _)| *h == policy.hash && *d == as_of)
+                .map(|(_, _, d)| Decision::clone(d));
+            if made.is_some() {
+                return made;
+            }
+        }
         let mut decision = Decision::failed(policy, as_of, "");
         decision.error = None;
-        // The requirements it refers to first, each with the full limit (they are evaluated
-        // once per record and date, and their own limits apply).
-        let requirements = self.requirements(policy, student, as_of);
+        // The requirements it refers to first, within the same budget: a requirement that
+        // runs out of it leaves the whole decision to the caller's retry.
+        let requirements = self.requirements(policy, student, as_of, budget)?;
         let full = self.limits.max_operations;
         let limit = budget.map_or(full, |b| b.min(full));
         let tighter = limit < full;
@@ -326,6 +340,13 @@ impl Evaluator {
                 decision.missing = if eligible { Vec::new() } else { missing };
             }
         }
+        if is_requirement {
+            student.requirements.borrow_mut().push((
+                policy.hash.clone(),
+                as_of,
+                Rc::new(decision.clone()),
+            ));
+        }
         Some(decision)
     }
 
@@ -346,12 +367,13 @@ impl Evaluator {
         policy: &PolicyVersion,
         student: &Prepared,
         as_of: NaiveDate,
-    ) -> Rc<Requirements> {
+        budget: Option<u64>,
+    ) -> Option<Rc<Requirements>> {
         if policy.links.is_empty() {
-            return Rc::default();
+            return Some(Rc::default());
         }
         let mut found = Vec::new();
-        for id in policy.requires() {
+        for id in policy.requires().iter().cloned() {
             let Some(v) = policy
                 .links
                 .iter()
@@ -370,26 +392,11 @@ impl Evaluator {
                 found.push((id, Rc::new(d), None));
                 continue;
             };
-            let cached = student
-                .requirements
-                .borrow()
-                .iter()
-                .find(|(h, d, _)| *h == v.hash && *d == as_of)
-                .map(|(_, _, d)| d.clone());
-            let decision = match cached {
-                Some(d) => d,
-                None => {
-                    let d = Rc::new(self.evaluate(v, student, as_of));
-                    student
-                        .requirements
-                        .borrow_mut()
-                        .push((v.hash.clone(), as_of, d.clone()));
-                    d
-                }
-            };
+            let v = v.clone();
+            let decision = Rc::new(self.evaluate_budgeted(&v, student, as_of, budget)?);
             found.push((id, decision, v.meta.endorsement_area));
         }
-        Rc::new(Requirements(found))
+        Some(Rc::new(Requirements(found)))
     }
 
     #[allow(clippy::type_complexity)]
@@ -543,6 +550,44 @@ mod tests {
             &student(r#"{"student_id":"s1"}"#),
             "2024-06-01".parse().unwrap(),
         )
+    }
+
+    /// A requirement that cannot be decided makes `meets` unknown, never the incentive an error:
+    /// a student who earned the endorsement still passes.
+    #[test]
+    fn a_broken_requirement_is_unknown_to_the_incentives_that_refer_to_it() {
+        let broken = load_version(
+            &build_engine(&Limits::default()),
+            r#"fn policy() { #{ id: "r", version: 1, title: "R", sponsor: "S", kind: "requirement",
+                effective_from: "2020-01-01" } }
+               fn evaluate(s, ctx) { throw "broken"; }"#,
+            "r",
+        )
+        .unwrap();
+        let incentive = load_version(
+            &build_engine(&Limits::default()),
+            r#"fn policy() { #{ id: "i", version: 1, title: "I", sponsor: "S",
+                award: #{ kind: "scholarship", amount_cents: 100 }, effective_from: "2020-01-01" } }
+               fn evaluate(s, ctx) {
+                 require("e", with_steps(s.endorsement_earned("health_sciences_technology"), s.meets("r")), "E", "e");
+               }"#,
+            "i",
+        )
+        .unwrap();
+        let r = crate::policy::Registry::new(vec![broken, incentive], vec![]).unwrap();
+        let i = r.version("i", 1).unwrap();
+        let mut ev = Evaluator::default();
+        let as_of = "2024-06-01".parse().unwrap();
+        let earned = student(
+            r#"{"student_id":"s1","endorsements":[{"area":"health_sciences_technology","status":"earned"}]}"#,
+        );
+        assert_eq!(ev.evaluate(i, &earned, as_of).outcome, Outcome::Eligible);
+        let d = ev.evaluate(
+            i,
+            &student(r#"{"student_id":"s2","endorsements":[]}"#),
+            as_of,
+        );
+        assert_eq!(d.outcome, Outcome::Ineligible, "{d:?}");
     }
 
     /// Runs a hostile script and checks it fails closed, quickly.

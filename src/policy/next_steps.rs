@@ -6,7 +6,7 @@
 //! (an endorsement in progress), one of the requirement's own missing items. A requirement's
 //! step is the same step for every incentive that refers to the requirement (so the METT
 //! endorsement's "3 more early-college credit hours" appears once); an incentive's own item is
-//! keyed by its criterion code.
+//! its own (two sponsors' criteria may share a code and mean different things).
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -17,8 +17,8 @@ use super::registry::PolicyKind;
 /// One thing the student could do.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 pub struct NextStep {
-    /// Stable within one answer: `<requirement id>/<code>` for a requirement's step, the
-    /// criterion code for an incentive's own item.
+    /// `<requirement id>/<code>` for a requirement's step, `<incentive id>/<code>` for an
+    /// incentive's own item.
     pub key: String,
     pub message: String,
     /// Record fields that would settle it, when it is unknown rather than failed.
@@ -84,7 +84,13 @@ pub fn next_steps(decisions: &[Decision]) -> Vec<NextStep> {
             .count();
         for m in &d.missing {
             if m.steps.is_empty() {
-                touch(m.code.clone(), &m.message, &m.fields, d, open == 1);
+                touch(
+                    format!("{}/{}", d.policy_id, m.code),
+                    &m.message,
+                    &m.fields,
+                    d,
+                    open == 1,
+                );
                 continue;
             }
             for s in &m.steps {
@@ -230,7 +236,7 @@ mod tests {
         assert_eq!(steps.iter().filter(|s| s.key == "mett/credit").count(), 1);
         // The most valuable step first; then by how many incentives a step touches.
         assert_eq!(steps[0].key, "mett/credit");
-        let admission = steps.iter().find(|s| s.key == "admission").unwrap();
+        let admission = steps.iter().find(|s| s.key == "jjc/admission").unwrap();
         assert!(
             admission.completes.is_empty(),
             "the endorsement is still open for jjc"
@@ -280,8 +286,10 @@ mod tests {
                 vec![own("b"), own("c")],
             ),
         ]);
-        assert_eq!(steps[0].key, "a");
+        assert_eq!(steps[0].key, "w/a");
         assert_eq!(steps[0].completes_credit_hours, 3.0);
-        assert_eq!(steps[1].brings_closer.len(), 2);
+        // The same code in two incentives is two steps: their own, not shared.
+        assert!(steps.iter().any(|s| s.key == "x/b") && steps.iter().any(|s| s.key == "y/b"));
+        assert!(steps.iter().all(|s| s.brings_closer.len() == 1));
     }
 }

@@ -32,7 +32,7 @@ use super::engine::{
     absent_check, academic_readiness, at_least, bool_check, career_exploration, college_status,
     combine, coursework_years, early_college_hours, endorsement_earned_any, graduated_by,
     graduated_on, learning_plan, local_job_offer, meets, progress, skills_assessment,
-    supervised_hours, with_steps, work_based_count, work_based_hours, Check, Checks, Limits,
+    supervised_experience, with_steps, work_based_count, work_based_hours, Check, Checks, Limits,
     StudentRef,
 };
 use super::registry::PolicyMeta;
@@ -101,6 +101,7 @@ enum Node {
     SkillsAssessment,
     AcademicReadiness,
     CareerExploration,
+    SupervisedExperience(f64),
     /// `student.meets("id")`.
     Meets(ImmutableString),
     /// `with_steps(check, student.meets(..))` or `with_steps(check, [student.meets(..), ..])`.
@@ -114,7 +115,6 @@ enum Amount {
     WorkBasedHours(Option<ImmutableString>),
     CourseworkYears,
     WorkBasedCount(ImmutableString),
-    SupervisedHours,
 }
 
 /// The names `evaluate` gave its parameters, and the engine's limits.
@@ -239,6 +239,7 @@ impl Node {
             Node::SkillsAssessment => Some(skills_assessment(s)),
             Node::AcademicReadiness => Some(academic_readiness(s)),
             Node::CareerExploration => Some(career_exploration(s)),
+            Node::SupervisedExperience(target) => Some(supervised_experience(s, *target)),
             Node::Meets(id) => meets(s, id).ok(),
             Node::WithSteps(check, from) => {
                 let from: Option<Vec<Check>> = from.iter().map(|n| n.check(s)).collect();
@@ -255,7 +256,6 @@ impl Amount {
             Amount::WorkBasedHours(kind) => work_based_hours(s, kind.as_deref()),
             Amount::CourseworkYears => coursework_years(s),
             Amount::WorkBasedCount(kind) => work_based_count(s, kind),
-            Amount::SupervisedHours => supervised_hours(s),
         }
     }
 }
@@ -368,6 +368,7 @@ fn method(call: &FnCallExpr, names: &Names) -> Option<Node> {
         ("local_job_offer", [prefixes]) => Node::LocalJobOffer(array(prefixes, names.limits)?),
         ("meets", [id]) => Node::Meets(string(id)?),
         ("career_exploration", []) => Node::CareerExploration,
+        ("supervised_experience", [target]) => Node::SupervisedExperience(number(target)?),
         _ => return None,
     })
 }
@@ -389,7 +390,6 @@ fn amount(expr: &Expr, names: &Names) -> Option<Amount> {
         ("work_based_hours", [kind]) => Amount::WorkBasedHours(Some(string(kind)?)),
         ("coursework_years", []) => Amount::CourseworkYears,
         ("work_based_count", [kind]) => Amount::WorkBasedCount(string(kind)?),
-        ("supervised_hours", []) => Amount::SupervisedHours,
         _ => return None,
     })
 }
@@ -610,12 +610,21 @@ mod tests {
                     max_operations: 2,
                     ..Limits::default()
                 };
-                let a = Evaluator::new(&tight).evaluate(p, &s, as_of);
-                let b = Evaluator::interpreted(&tight).evaluate(p, &s, as_of);
+                // (A fresh record each: requirement decisions are kept per record.)
+                let fresh = || Prepared::new(Student::from_json(r).unwrap());
+                let a = Evaluator::new(&tight).evaluate(p, &fresh(), as_of);
+                let b = Evaluator::interpreted(&tight).evaluate(p, &fresh(), as_of);
                 assert_eq!(a, b);
-                assert!(a.error.unwrap().contains("Too many operations"));
+                assert!(
+                    a.error
+                        .as_deref()
+                        .unwrap_or_default()
+                        .contains("Too many operations"),
+                    "{}: {a:?}",
+                    p.meta.id
+                );
                 assert!(Evaluator::default()
-                    .evaluate_within(p, &s, as_of, 2)
+                    .evaluate_within(p, &fresh(), as_of, 2)
                     .is_none());
             }
         }

@@ -191,6 +191,14 @@ pub fn fits<'a>(
 ) -> Result<bool, Refusal> {
     let mut already_published = false;
     for v in published.filter(|v| v.meta.id == candidate.meta.id) {
+        if v.meta.kind != candidate.meta.kind {
+            return Err(Refusal::Sponsor(format!(
+                "kind: {} is a {} policy; a new version cannot make it a {}",
+                v.meta.id,
+                v.meta.kind.as_str(),
+                candidate.meta.kind.as_str()
+            )));
+        }
         if v.meta.sponsor != candidate.meta.sponsor {
             return Err(Refusal::Sponsor(format!(
                 "sponsor: {} belongs to {}; a new version cannot move it to {}",
@@ -448,6 +456,15 @@ mod tests {
             .replace("sponsor: \"s\"", "sponsor: \"t\"")
             .replace("\"2024-01-01\"", "\"2030-01-01\"");
         assert!(matches!(try_(&moved), Err(Refusal::Sponsor(_))));
+        // Nor can a version turn an incentive into a requirement.
+        let kind = SOURCE
+            .replace("version: 1", "version: 2")
+            .replace(
+                "award: #{ kind: \"scholarship\", amount_cents: 100 },",
+                "kind: \"requirement\",",
+            )
+            .replace("\"2024-01-01\"", "\"2030-01-01\"");
+        assert!(matches!(try_(&kind), Err(Refusal::Sponsor(m)) if m.starts_with("kind")));
         // The same version again is not a conflict: it is already published.
         match try_(SOURCE) {
             Err(Refusal::Coverage { .. }) => {}

@@ -232,24 +232,35 @@ pub struct PolicyVersion {
     /// `student.meets("id")`, themselves linked; filled by [`Registry::new`], which checks that
     /// each exists, is a requirement, and that no chain comes back to where it started.
     pub links: Vec<Arc<PolicyVersion>>,
+    /// The requirement ids the script names in `meets("...")`, in order, each once (read from
+    /// the source once: evaluations look them up on every decision).
+    requires: Vec<String>,
 }
 
 impl PolicyVersion {
     /// A version as read from its source, not yet linked.
     pub fn new(meta: PolicyMeta, source: Arc<str>, hash: String, origin: String) -> Self {
+        let requires = required_ids(&source);
         Self {
             meta,
             source,
             hash,
             origin,
             links: Vec::new(),
+            requires,
         }
     }
 
     /// The requirement ids the script names in `meets("...")`, in order, each once.
-    pub fn requires(&self) -> Vec<String> {
+    pub fn requires(&self) -> &[String] {
+        &self.requires
+    }
+}
+
+fn required_ids(source: &str) -> Vec<String> {
+    {
         let mut ids: Vec<String> = Vec::new();
-        let code = without_comments(&self.source);
+        let code = without_comments(source);
         let mut rest = code.as_str();
         while let Some(at) = rest.find("meets(") {
             rest = &rest[at + "meets(".len()..];
@@ -395,18 +406,21 @@ pub fn conflict(a: &PolicyVersion, b: &PolicyVersion) -> Option<Conflict> {
     } else {
         (b, a)
     };
+    // Only a version with no end of its own is superseded, and only by one that has no end
+    // either (a bounded one inside its run would leave a gap after it).
     let overlapping = first.meta.effective_from == second.meta.effective_from
-        || first
-            .meta
-            .effective_to
-            .is_some_and(|to| to > second.meta.effective_from);
+        || match first.meta.effective_to {
+            Some(to) => to > second.meta.effective_from,
+            None => second.meta.effective_to.is_some(),
+        };
     if overlapping {
         return Some(Conflict::Overlap(format!(
             "{id} versions {} ({}) and {} ({}) have overlapping effective periods",
             a.meta.version, a.origin, b.meta.version, b.origin
         )));
     }
-    (second.meta.version < first.meta.version).then(|| {
+    // Superseding needs a higher number (so the later rule is the newer one).
+    (first.meta.effective_to.is_none() && second.meta.version < first.meta.version).then(|| {
         Conflict::Overlap(format!(
             "{id} version {} ({}) starts after version {} ({}) but has a lower number: a later \
              version needs a higher number",
@@ -473,7 +487,7 @@ fn link(
     for (id, list) in &by_id {
         let mut ids: Vec<String> = Vec::new();
         for v in list {
-            for r in v.requires() {
+            for r in v.requires().iter().cloned() {
                 let Some(target) = by_id.get(&r) else {
                     return Err(PolicyError::Conflict(format!(
                         "{}: {id} version {} refers to meets({r:?}), but no policy {r} is published",
@@ -880,6 +894,17 @@ mod tests {
             Some(d("2030-07-01"))
         );
         assert_eq!(r.version("p", 2).unwrap().meta.effective_to, None);
+        // A bounded version inside an open-ended one's run would leave a gap after it.
+        let open = load(&script("p", 1, "2022-07-01", None, "1")).unwrap();
+        let inside = load(&script("p", 2, "2024-01-01", Some("2025-01-01"), "2")).unwrap();
+        let err = Registry::new(vec![open, inside], vec![])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("overlapping"), "{err}");
+        // Bounded versions need no number order (as before supersession).
+        let later_low = load(&script("p", 1, "2024-07-01", Some("2025-07-01"), "1")).unwrap();
+        let earlier_high = load(&script("p", 2, "2023-07-01", Some("2024-07-01"), "2")).unwrap();
+        assert!(Registry::new(vec![later_low, earlier_high], vec![]).is_ok());
     }
 
     #[test]

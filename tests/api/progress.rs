@@ -108,7 +108,7 @@ async fn an_endorsement_in_progress_expands_into_what_is_left_and_one_step_leads
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["key"] == "jjc_admission")
+        .find(|s| s["key"] == "jjc-ccpe-waiver/jjc_admission")
         .unwrap();
     assert_eq!(jjc["brings_closer"], json!(["jjc-ccpe-waiver"]));
 
