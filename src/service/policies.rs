@@ -126,6 +126,31 @@ impl Service {
             if let Some(sponsor) = service.sponsor_of(&id) {
                 require_sponsor(&caller, &id, &sponsor)?;
             }
+            // Superseding an open-ended version from a past date would change which rule was in
+            // force on days already decided: a new version supersedes from today on at the
+            // earliest.
+            let today = chrono::Utc::now().date_naive();
+            if candidate.meta.effective_from < today {
+                let registry = service.registry();
+                let superseded: Option<u32> = registry
+                    .versions_of(&id)
+                    .find(|v| {
+                        v.meta.version != candidate.meta.version
+                            && v.meta.effective_from < candidate.meta.effective_from
+                            && v.meta
+                                .effective_to
+                                .is_none_or(|to| to > candidate.meta.effective_from)
+                    })
+                    .map(|v| v.meta.version);
+                if let Some(open) = superseded {
+                    return Err(publish::Refusal::Period(format!(
+                        "{id} version {} would end version {} on {}, a day already past: a new \
+                         version supersedes from today ({today}) on",
+                        candidate.meta.version, open, candidate.meta.effective_from
+                    ))
+                    .into());
+                }
+            }
             let checked = publish::check(&service.registry(), candidate, suite)?;
             let mut publication = Publication {
                 version: checked.version,

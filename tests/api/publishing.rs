@@ -696,3 +696,51 @@ async fn a_seed_file_that_overlaps_a_published_version_stops_the_start() {
     assert_eq!(store.policy_versions().unwrap().len(), before);
     drop(db);
 }
+
+/// A new version supersedes an open-ended one from its own start, but never from a day already
+/// past: that would change which rule was in force on days already decided.
+#[tokio::test]
+async fn a_new_version_supersedes_from_today_on_never_in_the_past() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await.unwrap();
+    let res = publish(
+        &app.client,
+        &app.address,
+        &acme_source(1, "2024-01-01"),
+        &acme_cases(),
+        false,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201);
+    let mut cases = acme_cases();
+    for c in cases["cases"].as_array_mut().unwrap() {
+        c["as_of"] = json!("2099-06-01");
+    }
+    let p = problem(
+        publish(
+            &app.client,
+            &app.address,
+            &acme_source(2, "2025-01-01"),
+            &cases,
+            false,
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert!(
+        p["detail"].as_str().unwrap().contains("already past"),
+        "{p}"
+    );
+    let res = publish(
+        &app.client,
+        &app.address,
+        &acme_source(2, "2099-01-01"),
+        &cases,
+        false,
+    )
+    .await;
+    assert_eq!(res.status().as_u16(), 201, "{}", res.text().await.unwrap());
+    let view = app.get_json(&format!("/v1/policies/{ACME}")).await;
+    assert_eq!(view["versions"][0]["effective_to"], "2099-01-01");
+    assert_eq!(view["versions"][1]["effective_from"], "2099-01-01");
+}
