@@ -34,10 +34,22 @@ pub enum Command {
     /// Manage access keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Evaluate one student record (a JSON file, or - for stdin) against the policies.
+    /// Evaluate one student record (a JSON file, or - for stdin) against the policies, or a
+    /// whole cohort (--students, NDJSON) with one result line per student.
     Check {
+        #[arg(
+            long,
+            required_unless_present = "students",
+            conflicts_with = "students"
+        )]
+        student: Option<PathBuf>,
+        /// A cohort file, one record per line (NDJSON): one result line per student, a progress
+        /// bar on stderr when it is a terminal.
         #[arg(long)]
-        student: PathBuf,
+        students: Option<PathBuf>,
+        /// With --students: CSV (student id, then each policy's outcome) instead of NDJSON.
+        #[arg(long, requires = "students")]
+        csv: bool,
         /// Only these policies (repeatable); default: every policy in effect.
         #[arg(long = "policy")]
         policies: Vec<String>,
@@ -241,6 +253,109 @@ pub fn check(
         )?;
     }
     Ok(())
+}
+
+/// `eligo check --students FILE`: every record of a cohort file, one result line each (NDJSON:
+/// the student's decisions and next steps; CSV: the student id and each policy's outcome). A bad
+/// line is reported on stderr with its number and the run goes on; the exit code says so.
+pub fn check_cohort(
+    students: &PathBuf,
+    policies: &[String],
+    as_of: Option<NaiveDate>,
+    rules: &PathBuf,
+    csv: bool,
+) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal};
+    let registry = Registry::load_dir(rules)?;
+    for id in policies {
+        if !registry.contains(id) {
+            bail!("no policy {id:?} in {}", rules.display());
+        }
+    }
+    let as_of = as_of.unwrap_or_else(today);
+    let versions: Vec<_> = registry
+        .all_in_effect(as_of)
+        .filter(|v| policies.is_empty() || policies.contains(&v.meta.id))
+        .cloned()
+        .collect();
+    let file = std::fs::File::open(students)
+        .with_context(|| format!("cannot read {}", students.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(size)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let ids: Vec<&str> = versions.iter().map(|v| v.meta.id.as_str()).collect();
+    if csv {
+        let mut header = vec!["student_id"];
+        header.extend(&ids);
+        writeln!(out, "{}", header.join(","))?;
+    }
+    let mut evaluator = Evaluator::default();
+    let mut bad = 0usize;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", students.display()))?;
+        bar.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = match Student::from_json(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                bad += 1;
+                bar.suspend(|| eprintln!("{}: line {}: {e}", students.display(), n + 1));
+                continue;
+            }
+        };
+        let prepared = crate::policy::Prepared::new(record);
+        let student = prepared.student();
+        let decisions: Vec<Decision> = versions
+            .iter()
+            .filter(|v| !policies.is_empty() || v.meta.concerns(student))
+            .map(|v| evaluator.evaluate(v, &prepared, as_of))
+            .collect();
+        if csv {
+            let cells: Vec<String> =
+                std::iter::once(crate::service::ledger::csv_cell(&student.student_id))
+                    .chain(ids.iter().map(|id| {
+                        decisions
+                            .iter()
+                            .find(|d| d.policy_id == *id)
+                            .map_or(String::new(), |d| d.outcome.as_str().to_string())
+                    }))
+                    .collect();
+            writeln!(out, "{}", cells.join(","))?;
+        } else {
+            let (incentives, requirements): (Vec<Decision>, Vec<Decision>) =
+                decisions.into_iter().partition(|d| d.kind.is_incentive());
+            let line = serde_json::json!({
+                "student_id": student.student_id,
+                "as_of": as_of.to_string(),
+                "decisions": incentives,
+                "requirements": requirements,
+                "next_steps": crate::policy::next_steps::next_steps(&incentives),
+            });
+            serde_json::to_writer(&mut out, &line)?;
+            writeln!(out)?;
+        }
+    }
+    bar.finish_and_clear();
+    out.flush()?;
+    if bad > 0 {
+        eprintln!(
+            "{bad} records in {} are invalid (see above)",
+            students.display()
+        );
+    }
+    Ok(bad == 0)
 }
 
 /// Describes an award for people: "$500.00 scholarship", "3 credit hours waived at ivcc".

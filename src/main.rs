@@ -32,11 +32,19 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from),
         Some(Command::Check {
             student,
+            students,
+            csv,
             policies,
             as_of,
             rules,
             json,
-        }) => cli::check(&student, &policies, as_of, &rules, json).map(|_| true),
+        }) => match (student, students) {
+            (Some(student), _) => {
+                cli::check(&student, &policies, as_of, &rules, json).map(|_| true)
+            }
+            (None, Some(students)) => cli::check_cohort(&students, &policies, as_of, &rules, csv),
+            (None, None) => Err(anyhow::anyhow!("give --student FILE or --students FILE")),
+        },
         Some(Command::Test { dir }) => cli::test(&dir),
         Some(Command::Simulate {
             policy,

@@ -196,3 +196,50 @@ fn gen_students_is_deterministic_ndjson_of_valid_records() {
         eligo::policy::Student::from_json(line).unwrap();
     }
 }
+
+#[test]
+fn eligo_check_students_gives_one_line_per_student_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cohort.ndjson");
+    let good = r#"{"student_id":"C-1","graduation_date":"2024-05-30","endorsements":[{"area":"manufacturing_engineering_technology_trades","status":"earned"}],"postsecondary":{"institution_id":"jjc","status":"enrolled"}}"#;
+    let other = r#"{"student_id":"C-2"}"#;
+    std::fs::write(&file, format!("{good}\n\n{other}\n{{\"student_id\": 5}}\n")).unwrap();
+    let f = file.to_str().unwrap();
+    let base = [
+        "check",
+        "--students",
+        f,
+        "--as-of",
+        "2024-06-01",
+        "--rules",
+        RULES,
+    ];
+    let out = eligo(&base);
+    // The bad line is named and the exit code says so; the good lines are all there.
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 4"), "{err}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["student_id"], "C-1");
+    assert_eq!(lines[0]["decisions"].as_array().unwrap().len(), 3);
+    assert_eq!(lines[1]["student_id"], "C-2");
+    let out = eligo(&[&base[..], &["--csv"]].concat());
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("student_id,"), "{csv}");
+    assert!(rows[0].contains("ima-mett-scholarship"), "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
+    let header: Vec<&str> = rows[0].split(',').collect();
+    let ima = header
+        .iter()
+        .position(|h| *h == "ima-mett-scholarship")
+        .unwrap();
+    assert_eq!(rows[1].split(',').nth(ima), Some("eligible"), "{csv}");
+    // Without a terminal, no progress bar reaches stderr.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains('█'));
+}
