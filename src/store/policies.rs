@@ -9,7 +9,8 @@ use super::{now_text, Store, StoreError};
 use crate::policy::{PolicyMeta, PolicyVersion};
 use crate::with_conn;
 
-#[derive(Queryable)]
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = pv)]
 struct Row {
     policy_id: String,
     version: i32,
@@ -101,30 +102,6 @@ macro_rules! insert_version {
     }};
 }
 
-fn columns() -> (
-    pv::policy_id,
-    pv::version,
-    pv::hash,
-    pv::source,
-    pv::meta,
-    pv::origin,
-    pv::published_at,
-    pv::tests,
-    pv::published_by,
-) {
-    (
-        pv::policy_id,
-        pv::version,
-        pv::hash,
-        pv::source,
-        pv::meta,
-        pv::origin,
-        pv::published_at,
-        pv::tests,
-        pv::published_by,
-    )
-}
-
 impl Row {
     fn into_stored(self) -> Result<StoredVersion, StoreError> {
         let meta: PolicyMeta = serde_json::from_str(&self.meta)
@@ -184,7 +161,7 @@ impl Store {
             c.lock_program(&id)?;
             let stored = pv::table
                 .filter(pv::policy_id.eq(&id))
-                .select(columns())
+                .select(Row::as_select())
                 .load::<Row>(c)?
                 .into_iter()
                 .map(|r| r.into_stored().map(|s| s.version))
@@ -200,7 +177,7 @@ impl Store {
     pub fn policy_versions(&self) -> Result<Vec<StoredVersion>, StoreError> {
         let mut conn = self.conn()?;
         let rows: Vec<Row> = with_conn!(&mut *conn, |c| pv::table
-            .select(columns())
+            .select(Row::as_select())
             .order((pv::policy_id.asc(), pv::version.asc()))
             .load::<Row>(c))?;
         rows.into_iter().map(Row::into_stored).collect()
