@@ -68,32 +68,7 @@ pub enum Command {
         dir: PathBuf,
     },
     /// What-if offline: a candidate policy against another version on a cohort file (NDJSON).
-    Simulate {
-        /// The candidate policy script.
-        #[arg(long)]
-        policy: PathBuf,
-        /// Student records, one JSON object per line.
-        #[arg(long)]
-        students: PathBuf,
-        /// Compare against this script ...
-        #[arg(long, conflicts_with = "against_version")]
-        against: Option<PathBuf>,
-        /// ... or against this version of the same policy in the rules folder (default: the
-        /// version in effect there on --as-of).
-        #[arg(long)]
-        against_version: Option<u32>,
-        /// Evaluation date, YYYY-MM-DD; default: today (UTC).
-        #[arg(long)]
-        as_of: Option<NaiveDate>,
-        #[arg(long, env = "ELIGO_RULES_DIR", default_value = "rules")]
-        rules: PathBuf,
-        /// Groups of fewer students are suppressed.
-        #[arg(long, env = "ELIGO_SUPPRESS_BELOW", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-        suppress_below: u64,
-        /// Print the summary as JSON (as the API answers).
-        #[arg(long)]
-        json: bool,
-    },
+    Simulate(SimulateArgs),
     /// Published policies in the database.
     #[command(subcommand)]
     Policies(PoliciesCommand),
@@ -194,6 +169,17 @@ fn today() -> NaiveDate {
     chrono::Utc::now().date_naive()
 }
 
+/// The rules folder, refusing `--policy` ids it does not hold.
+fn load_rules(rules: &PathBuf, policies: &[String]) -> anyhow::Result<Registry> {
+    let registry = Registry::load_dir(rules)?;
+    for id in policies {
+        if !registry.contains(id) {
+            bail!("no policy {id:?} in {}", rules.display());
+        }
+    }
+    Ok(registry)
+}
+
 pub fn check(
     student: &PathBuf,
     policies: &[String],
@@ -211,12 +197,7 @@ pub fn check(
     };
     let record = Student::from_json(&text)
         .map_err(|e| anyhow::anyhow!("{}: invalid student record: {e}", student.display()))?;
-    let registry = Registry::load_dir(rules)?;
-    for id in policies {
-        if !registry.contains(id) {
-            bail!("no policy {id:?} in {}", rules.display());
-        }
-    }
+    let registry = load_rules(rules, policies)?;
     let as_of = as_of.unwrap_or_else(today);
     let mut evaluator = Evaluator::default();
     let prepared = crate::policy::Prepared::new(record.clone());
@@ -266,12 +247,7 @@ pub fn check_cohort(
     csv: bool,
 ) -> anyhow::Result<bool> {
     use std::io::{BufRead, IsTerminal};
-    let registry = Registry::load_dir(rules)?;
-    for id in policies {
-        if !registry.contains(id) {
-            bail!("no policy {id:?} in {}", rules.display());
-        }
-    }
+    let registry = load_rules(rules, policies)?;
     let as_of = as_of.unwrap_or_else(today);
     let versions: Vec<_> = registry
         .all_in_effect(as_of)
@@ -506,14 +482,31 @@ pub fn test(dir: &PathBuf) -> anyhow::Result<bool> {
 }
 
 /// The options of `eligo simulate`.
+#[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
+    /// The candidate policy script.
+    #[arg(long)]
     pub policy: PathBuf,
+    /// Student records, one JSON object per line.
+    #[arg(long)]
     pub students: PathBuf,
+    /// Compare against this script ...
+    #[arg(long, conflicts_with = "against_version")]
     pub against: Option<PathBuf>,
+    /// ... or against this version of the same policy in the rules folder (default: the
+    /// version in effect there on --as-of).
+    #[arg(long)]
     pub against_version: Option<u32>,
+    /// Evaluation date, YYYY-MM-DD; default: today (UTC).
+    #[arg(long)]
     pub as_of: Option<NaiveDate>,
+    #[arg(long, env = "ELIGO_RULES_DIR", default_value = "rules")]
     pub rules: PathBuf,
+    /// Groups of fewer students are suppressed.
+    #[arg(long, env = "ELIGO_SUPPRESS_BELOW", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub suppress_below: u64,
+    /// Print the summary as JSON (as the API answers).
+    #[arg(long)]
     pub json: bool,
 }
 

@@ -46,25 +46,7 @@ fn main() -> ExitCode {
             (None, None) => Err(anyhow::anyhow!("give --student FILE or --students FILE")),
         },
         Some(Command::Test { dir }) => cli::test(&dir),
-        Some(Command::Simulate {
-            policy,
-            students,
-            against,
-            against_version,
-            as_of,
-            rules,
-            suppress_below,
-            json,
-        }) => cli::simulate(cli::SimulateArgs {
-            policy,
-            students,
-            against,
-            against_version,
-            as_of,
-            rules,
-            suppress_below,
-            json,
-        }),
+        Some(Command::Simulate(args)) => cli::simulate(args),
         Some(Command::Policies(cli::PoliciesCommand::Export { dir, database_url })) => {
             cli::export_policies(&dir, &database_url)
         }
