@@ -92,7 +92,14 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
                             period: period(m.effective_from, m.effective_to),
                             in_effect: m.in_effect(today),
                             hash: p.version.hash.chars().take(12).collect(),
-                            published: p.published_at.clone().unwrap_or_default(),
+                            // To the minute, UTC: the seconds' fractions only crowd the table.
+                            published: p
+                                .published_at
+                                .as_deref()
+                                .map(|t| {
+                                    format!("{} UTC", t.get(..16).unwrap_or(t).replace('T', " "))
+                                })
+                                .unwrap_or_default(),
                         }
                     })
                     .collect(),
