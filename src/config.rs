@@ -42,6 +42,10 @@ pub struct Settings {
     /// are minors'); at least 1.
     #[arg(long, env = "ELIGO_SUPPRESS_BELOW", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub suppress_below: u64,
+    /// Students a batch works through per committed step: its progress, and how much a
+    /// restart redoes.
+    #[arg(long, env = "ELIGO_BATCH_CHUNK", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub batch_chunk: u64,
 }
 
 impl Settings {
@@ -58,6 +62,7 @@ impl Settings {
             db_connections: 8,
             secure_cookies: false,
             suppress_below: 10,
+            batch_chunk: 1000,
         }
     }
 }

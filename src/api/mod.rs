@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod awards;
+pub mod batches;
 pub mod body;
 pub mod error;
 pub mod evaluations;
@@ -68,6 +69,8 @@ impl Application {
         let service = tokio::task::spawn_blocking(move || Service::start(&for_start)).await??;
         // Versions published through another instance are served here within a second.
         tokio::spawn(service.clone().watch_policies());
+        // Batches queued here or left by a stopped process are worked through.
+        tokio::spawn(service.clone().run_batches());
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();

@@ -23,6 +23,8 @@ use crate::service::access::Role;
         (name = "policies", description = "Published policy versions and program budgets"),
         (name = "awards", description = "Awards and revocations, recorded in the ledger"),
         (name = "ledger", description = "The append-only, hash-chained ledger of award decisions"),
+        (name = "batches", description = "Whole cohorts: preview or award many students in the background"),
+        (name = "reports", description = "Awards, progression and budgets, with small groups suppressed"),
         (name = "keys", description = "Access keys (admins only)"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -9,7 +9,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 
 use super::error::ApiError;
-use super::{awards, evaluations, health, keys, ledger, policies, students};
+use super::{awards, batches, evaluations, health, keys, ledger, policies, students};
 use crate::pages;
 use crate::service::access::Role;
 
@@ -144,6 +144,9 @@ const PROGRAMS: Access = Access::Roles(&[Admin, Awarder]);
 const LEDGER: Access = Access::Roles(&[Admin, Auditor, Awarder]);
 const AUDIT: Access = Access::Roles(&[Admin, Auditor]);
 const ADMIN: Access = Access::Roles(&[Admin]);
+/// Batches: previews for those who may read students or award, awards for awarders (the
+/// handler refuses a counselor's award batch, and an awarder's outside its sponsor).
+const BATCHES: Access = Access::Roles(&[Admin, Awarder, Counselor]);
 
 /// Every route. Order matters where patterns overlap: actix tries resources in this order, so
 /// a literal segment (`/v1/students/import`) comes before a parameter (`/v1/students/{id}`).
@@ -170,6 +173,10 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         route!(GET "/v1/ledger", ledger::list_ledger, LEDGER, Sponsor),
         route!(GET "/v1/ledger/verify", ledger::verify_ledger, AUDIT, Any),
         route!(POST "/v1/ledger/{seq}/replay", ledger::replay_entry, LEDGER, Sponsor),
+        route!(POST "/v1/batches", batches::create_batch, BATCHES, Sponsor),
+        route!(GET "/v1/batches/{id}", batches::get_batch, BATCHES, Any),
+        route!(DELETE "/v1/batches/{id}", batches::cancel_batch, BATCHES, Any),
+        route!(GET "/v1/batches/{id}/results", batches::batch_results, BATCHES, Any),
         route!(GET "/v1/keys", keys::list_keys, ADMIN, Any),
         route!(POST "/v1/keys", keys::create_key, ADMIN, Any),
         route!(POST "/v1/keys/{id}/revoke", keys::revoke_key, ADMIN, Any),

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod awards;
+pub mod batches;
 pub mod import;
 pub mod incentives;
 pub mod ledger;
@@ -135,6 +136,10 @@ pub struct Service {
     record_cache: Arc<access::TrustCache<Arc<students::StoredStudent>>>,
     /// Report and what-if cells under this many students are suppressed (minors' records).
     suppress_below: u64,
+    /// Students per committed step of a batch.
+    batch_chunk: usize,
+    /// Wakes the batch runner when a batch is queued.
+    batch_wake: Arc<tokio::sync::Notify>,
     /// One reload of the policies at a time, so a slower reload never replaces a newer one.
     refresh: Arc<std::sync::Mutex<()>>,
 }
@@ -229,6 +234,8 @@ impl Service {
             session_cache: Default::default(),
             record_cache: Default::default(),
             suppress_below: settings.suppress_below,
+            batch_chunk: settings.batch_chunk as usize,
+            batch_wake: Default::default(),
             refresh: Default::default(),
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),

@@ -2,6 +2,7 @@
 //! it from the blocking pool.
 
 pub mod awards;
+pub mod batches;
 pub mod conn;
 pub mod keys;
 pub mod ledger;

@@ -115,3 +115,35 @@ diesel::table! {
         last_seen_at -> Text,
     }
 }
+
+diesel::table! {
+    batches (batch_id) {
+        batch_id -> Text,
+        mode -> Text,
+        state -> Text,
+        policy_ids -> Text,
+        as_of -> Text,
+        selection -> Text,
+        student_ids -> Text,
+        total -> BigInt,
+        done -> BigInt,
+        counts -> Text,
+        key_id -> Text,
+        error -> Nullable<Text>,
+        runner -> Nullable<Text>,
+        heartbeat_at -> Nullable<Text>,
+        created_at -> Text,
+        updated_at -> Text,
+    }
+}
+
+diesel::table! {
+    batch_results (batch_id, position) {
+        batch_id -> Text,
+        position -> BigInt,
+        lines -> Text,
+    }
+}
+
+diesel::joinable!(batch_results -> batches (batch_id));
+diesel::allow_tables_to_appear_in_same_query!(batches, batch_results);

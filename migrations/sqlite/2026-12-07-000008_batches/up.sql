@@ -1,0 +1,30 @@
+-- Cohort batches: a preview or award run over a frozen list of students, worked through in
+-- chunks by one process at a time (a lease: runner and heartbeat), so a batch survives a
+-- restart and resumes where its last committed chunk ended.
+CREATE TABLE batches (
+    batch_id TEXT PRIMARY KEY NOT NULL,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,
+    policy_ids TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    selection TEXT NOT NULL,
+    student_ids TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    done INTEGER NOT NULL,
+    counts TEXT NOT NULL,
+    key_id TEXT NOT NULL,
+    error TEXT,
+    runner TEXT,
+    heartbeat_at TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX batches_state ON batches (state);
+-- One row per student of a batch: that student's result lines (JSON array), written with the
+-- chunk's progress in one transaction.
+CREATE TABLE batch_results (
+    batch_id TEXT NOT NULL REFERENCES batches (batch_id),
+    position INTEGER NOT NULL,
+    lines TEXT NOT NULL,
+    PRIMARY KEY (batch_id, position)
+);
