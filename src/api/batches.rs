@@ -66,16 +66,15 @@ pub async fn get_batch(
 }
 
 /// Cancel a queued or running batch. The results so far are kept, and so are the awards
-/// already recorded (revoke them one by one if they should not stand). `409` when the batch
-/// has already ended.
+/// already recorded (revoke them one by one if they should not stand). A batch that has
+/// already ended is left as it is (the answer's `state` says so): cancelling is idempotent.
 #[utoipa::path(
     delete, path = "/v1/batches/{id}", tag = "batches",
     params(("id" = String, Path, description = "Batch id")),
     responses(
-        (status = 200, description = "Cancelled", body = BatchView),
+        (status = 200, description = "Cancelled, or already ended", body = BatchView),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[tracing::instrument(skip(state, req))]
@@ -123,7 +122,7 @@ pub fn results_response(service: Service, batch_id: String, csv: bool) -> HttpRe
         w.into_inner().unwrap_or_default()
     });
     let stream = futures_util::stream::unfold(
-        (service, batch_id, 0i64, first, false),
+        (service, batch_id, -1i64, first, false),
         move |(service, id, after, first, finished)| async move {
             if let Some(header) = first {
                 let bytes = web::Bytes::from(header);

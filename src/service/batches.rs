@@ -414,20 +414,14 @@ impl Service {
         BatchView::of(row)
     }
 
-    /// Cancels a queued or running batch (results so far are kept); a finished batch is a
-    /// conflict.
+    /// Cancels a queued or running batch (results so far are kept). A batch that has ended is
+    /// left as it is: cancelling is idempotent, and the answer's state says what happened.
     pub async fn cancel_batch(
         &self,
         caller: &Caller,
         batch_id: String,
     ) -> Result<BatchView, ServiceError> {
-        let before = self.batch(caller, batch_id.clone()).await?;
-        if before.is_finished() {
-            return Err(ServiceError::Conflict(format!(
-                "batch {batch_id} is already {}",
-                before.state
-            )));
-        }
+        self.batch(caller, batch_id.clone()).await?;
         let store = self.store().clone();
         let row = blocking(move || {
             store

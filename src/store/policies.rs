@@ -132,8 +132,10 @@ impl Store {
     pub fn record_policy_versions(&self, versions: &[NewVersion]) -> Result<usize, StoreError> {
         let now = now_text();
         let mut conn = self.conn()?;
+        // A write transaction from the start: a deferred one that read first could not become
+        // a writer once another process had committed (SQLite would answer "locked" at once).
         with_conn!(&mut *conn, |c| {
-            c.transaction(|c| {
+            c.write_tx(|c| {
                 let mut added = 0;
                 for new in versions {
                     if insert_version!(c, new, &now) {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use super::awards::WriteConn;
 use super::schema::students;
 use super::{now_text, parse_timestamp, Store, StoreError};
 use crate::policy::Student;
@@ -37,47 +38,75 @@ impl Row {
     }
 }
 
+/// Records per upsert statement (SQLite allows 32,766 parameters per statement).
+const UPSERT_ROWS: usize = 1000;
+
 fn encode(s: &Student) -> Result<String, StoreError> {
     serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 impl Store {
     /// Inserts or replaces records in one transaction; returns how many were new.
+    ///
+    /// One look-up of the existing ids and one multi-row upsert per thousand records (not a
+    /// look-up and an upsert per record), inside a write transaction taken up front: a deferred
+    /// one that read first could not be upgraded once another writer had committed (SQLite
+    /// answers "database is locked" at once rather than wait).
     pub fn put_students(&self, records: &[Student]) -> Result<usize, StoreError> {
+        use diesel::upsert::excluded;
         let now = now_text();
         let mut rows = Vec::with_capacity(records.len());
         for s in records {
-            rows.push((s.student_id.clone(), s.school_id.clone(), encode(s)?));
+            rows.push((s.student_id.as_str(), s.school_id.as_deref(), encode(s)?));
         }
         let mut conn = self.conn()?;
-        with_conn!(&mut *conn, |c| c.transaction(|c| {
+        with_conn!(&mut *conn, |c| c.write_tx(|c| {
             let mut created = 0;
-            for (id, school, record) in &rows {
-                let exists = students::table
-                    .find(id)
+            for part in rows.chunks(UPSERT_ROWS) {
+                let ids: Vec<&str> = part.iter().map(|r| r.0).collect();
+                let mut existing: Vec<String> = students::table
+                    .filter(students::student_id.eq_any(&ids))
                     .select(students::student_id)
-                    .first::<String>(c)
-                    .optional()?
-                    .is_some();
+                    .load(c)?;
+                existing.sort_unstable();
+                // A record given twice in one import is one student.
+                let mut new: Vec<&str> = ids
+                    .iter()
+                    .copied()
+                    .filter(|id| existing.binary_search_by(|e| e.as_str().cmp(id)).is_err())
+                    .collect();
+                new.sort_unstable();
+                new.dedup();
+                created += new.len();
+                // Later copies of a record win, as they would one by one: keep the last.
+                let mut last: Vec<&(&str, Option<&str>, String)> = Vec::with_capacity(part.len());
+                for row in part.iter().rev() {
+                    if !last.iter().any(|r| r.0 == row.0) {
+                        last.push(row);
+                    }
+                }
+                let values: Vec<_> = last
+                    .iter()
+                    .map(|(id, school, record)| {
+                        (
+                            students::student_id.eq(*id),
+                            students::school_id.eq(*school),
+                            students::record.eq(record),
+                            students::created_at.eq(&now),
+                            students::updated_at.eq(&now),
+                        )
+                    })
+                    .collect();
                 diesel::insert_into(students::table)
-                    .values((
-                        students::student_id.eq(id),
-                        students::school_id.eq(school),
-                        students::record.eq(record),
-                        students::created_at.eq(&now),
-                        students::updated_at.eq(&now),
-                    ))
+                    .values(values)
                     .on_conflict(students::student_id)
                     .do_update()
                     .set((
-                        students::school_id.eq(school),
-                        students::record.eq(record),
-                        students::updated_at.eq(&now),
+                        students::school_id.eq(excluded(students::school_id)),
+                        students::record.eq(excluded(students::record)),
+                        students::updated_at.eq(excluded(students::updated_at)),
                     ))
                     .execute(c)?;
-                if !exists {
-                    created += 1;
-                }
             }
             Ok::<_, StoreError>(created)
         }))

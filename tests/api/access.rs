@@ -485,14 +485,19 @@ struct Matrix {
 
 /// A request that the route `method path` serves successfully for a caller it allows, acting on
 /// the IMA program, with fresh records (`n` keeps them apart). Every row of the table needs one.
+///
+/// `caller` is who will send it: a batch is shown to the key that started it (and admins), so a
+/// batch route's sample is a batch the caller started when its key may start one.
 async fn sample(
     app: &TestApp,
+    caller: &reqwest::Client,
     method: &Method,
     path: &str,
     n: usize,
 ) -> (String, Option<Value>, Option<String>) {
     let s = format!("MX-{n}");
-    app.put_student(&s, &qualifying_student(&s)).await;
+    let put = app.put_student(&s, &qualifying_student(&s)).await;
+    assert!(put.status().is_success(), "{}", put.status());
     let awarded = || async {
         let (award_id, seq) = fresh_award(app, &format!("MX-R-{n}")).await;
         (award_id, seq)
@@ -556,6 +561,41 @@ async fn sample(
             None,
             None,
         ),
+        ("POST", "/v1/batches") => (
+            path.into(),
+            Some(
+                json!({"mode": "preview", "policy_ids": [IMA], "students": [s], "as_of": "2024-06-01"}),
+            ),
+            None,
+        ),
+        ("GET" | "DELETE", "/v1/batches/{id}") | ("GET", "/v1/batches/{id}/results") => {
+            // The caller's own batch of its own programs (an awarder's default) where it may
+            // start one, else an admin's.
+            let body = json!({"mode": "preview", "students": [s], "as_of": "2024-06-01"});
+            let mut res = caller
+                .post(app.url("/v1/batches"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            if res.status().as_u16() != 202 {
+                res = app
+                    .client
+                    .post(app.url("/v1/batches"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            let status = res.status().as_u16();
+            let v: Value = res.json().await.unwrap();
+            assert_eq!(status, 202, "{v}");
+            (
+                path.replace("{id}", v["batch_id"].as_str().unwrap()),
+                None,
+                None,
+            )
+        }
         ("GET", "/v1/keys") => (path.into(), None, None),
         ("POST", "/v1/keys") => (path.into(), Some(json!({"role": "auditor"})), None),
         ("POST", "/v1/keys/{id}/revoke") => {
@@ -604,7 +644,8 @@ async fn the_route_table_decides_who_may_call_each_route() {
             let status = if row.kind == Kind::Page {
                 page_status(&app, row, Some(&caller.secret), n).await
             } else {
-                let (path, body, key) = sample(&app, &row.method, row.path, n).await;
+                let (path, body, key) =
+                    sample(&app, &caller.client, &row.method, row.path, n).await;
                 send(&caller.client, &app, &row.method, &path, body, key).await
             };
             let path = row.path;
@@ -635,7 +676,7 @@ async fn the_route_table_decides_who_may_call_each_route() {
         let (path, status) = if row.kind == Kind::Page {
             (row.path.to_string(), page_status(&app, row, None, n).await)
         } else {
-            let (path, body, key) = sample(&app, &row.method, row.path, n).await;
+            let (path, body, key) = sample(&app, &anonymous, &row.method, row.path, n).await;
             let status = send(&anonymous, &app, &row.method, &path, body, key).await;
             (path, status)
         };

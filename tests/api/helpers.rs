@@ -363,9 +363,14 @@ pub struct Process {
 }
 
 impl Process {
+    pub async fn start(database_url: &str) -> Process {
+        Self::start_with(database_url, &[]).await
+    }
+
+    /// Started with extra environment variables (settings such as `ELIGO_BATCH_CHUNK`).
     // The child is killed and waited for in Drop.
     #[allow(clippy::zombie_processes)]
-    pub async fn start(database_url: &str) -> Process {
+    pub async fn start_with(database_url: &str, env: &[(&str, &str)]) -> Process {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_eligo"))
             .args([
                 "keys",
@@ -388,6 +393,7 @@ impl Process {
             .to_string();
         let (mut command, port) = serve_command(database_url, "warn");
         let mut child = command
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

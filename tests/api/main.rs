@@ -6,6 +6,7 @@ mod helpers;
 
 mod access;
 mod awards;
+mod batches;
 mod browser;
 mod evaluations;
 mod hostile;
