@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod observe;
 pub mod openapi;
 pub mod policies;
+pub mod reports;
 pub mod routes;
 pub mod students;
 

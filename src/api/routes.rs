@@ -9,7 +9,7 @@ use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 
 use super::error::ApiError;
-use super::{awards, batches, evaluations, health, keys, ledger, policies, students};
+use super::{awards, batches, evaluations, health, keys, ledger, policies, reports, students};
 use crate::pages;
 use crate::service::access::Role;
 
@@ -146,6 +146,8 @@ const AUDIT: Access = Access::Roles(&[Admin, Auditor]);
 const ADMIN: Access = Access::Roles(&[Admin]);
 /// Batches: previews for those who may read students or award, awards for awarders (the
 /// handler refuses a counselor's award batch, and an awarder's outside its sponsor).
+/// Reports: every program for admins and auditors, an awarder's own (filtered, not refused).
+const REPORTS: Access = Access::Roles(&[Admin, Auditor, Awarder]);
 const BATCHES: Access = Access::Roles(&[Admin, Awarder, Counselor]);
 
 /// Every route. Order matters where patterns overlap: actix tries resources in this order, so
@@ -177,6 +179,9 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         route!(GET "/v1/batches/{id}", batches::get_batch, BATCHES, Any),
         route!(DELETE "/v1/batches/{id}", batches::cancel_batch, BATCHES, Any),
         route!(GET "/v1/batches/{id}/results", batches::batch_results, BATCHES, Any),
+        route!(GET "/v1/reports/awards", reports::awards_report, REPORTS, Any),
+        route!(GET "/v1/reports/progression", reports::progression_report, REPORTS, Any),
+        route!(GET "/v1/reports/budget", reports::budget_report, REPORTS, Any),
         route!(GET "/v1/keys", keys::list_keys, ADMIN, Any),
         route!(POST "/v1/keys", keys::create_key, ADMIN, Any),
         route!(POST "/v1/keys/{id}/revoke", keys::revoke_key, ADMIN, Any),

@@ -68,7 +68,7 @@ pub enum Cell {
 }
 
 impl Cell {
-    fn new(n: u64, below: u64) -> Self {
+    pub(crate) fn new(n: u64, below: u64) -> Self {
         if n == 0 || n >= below {
             Self::Count(n)
         } else {
@@ -85,7 +85,7 @@ impl Cell {
         }
     }
 
-    fn is_suppressed(self) -> bool {
+    pub(crate) fn is_suppressed(self) -> bool {
         self == Self::Suppressed
     }
 
@@ -451,29 +451,14 @@ fn rows(map: HashMap<String, Counts>, below: u64) -> Vec<GroupRow> {
         })
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    loop {
-        let mut changed = false;
-        for column in 0..5 {
-            let hidden = rows.iter().filter(|r| r.1[column].is_suppressed()).count();
-            if hidden != 1 {
-                continue;
-            }
-            let smallest = rows
-                .iter_mut()
-                .filter_map(|r| r.1[column].count().map(|n| (n, r)))
-                .min_by_key(|(n, _)| *n)
-                .map(|(_, r)| r);
-            if let Some(row) = smallest {
-                row.1[column] = Cell::Suppressed;
-                if column > 0 {
-                    link(&mut row.1);
-                }
-                changed = true;
-            }
+    let mut cells: Vec<[Cell; 5]> = rows.iter().map(|r| r.1).collect();
+    secondary(&mut cells, |row, column| {
+        if column > 0 {
+            link(row);
         }
-        if !changed {
-            break;
-        }
+    });
+    for (row, c) in rows.iter_mut().zip(cells) {
+        row.1 = c;
     }
     rows.into_iter()
         .map(
@@ -487,6 +472,42 @@ fn rows(map: HashMap<String, Counts>, below: u64) -> Vec<GroupRow> {
             },
         )
         .collect()
+}
+
+/// Secondary suppression over a table's rows: a column with exactly one suppressed row gets a
+/// second (its smallest shown count), since a total less the shown rows would give the hidden
+/// one away; `linked` then suppresses what else that row's change reveals. Repeated until
+/// nothing changes.
+pub(crate) fn secondary<R: AsRef<[Cell]> + AsMut<[Cell]>>(
+    rows: &mut [R],
+    linked: impl Fn(&mut R, usize),
+) {
+    let columns = rows.first().map_or(0, |r| r.as_ref().len());
+    loop {
+        let mut changed = false;
+        for column in 0..columns {
+            let hidden = rows
+                .iter()
+                .filter(|r| r.as_ref()[column].is_suppressed())
+                .count();
+            if hidden != 1 {
+                continue;
+            }
+            let smallest = rows
+                .iter_mut()
+                .filter_map(|r| r.as_ref()[column].count().map(|n| (n, r)))
+                .min_by_key(|(n, _)| *n)
+                .map(|(_, r)| r);
+            if let Some(row) = smallest {
+                row.as_mut()[column] = Cell::Suppressed;
+                linked(row, column);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
 }
 
 /// The inputs of a what-if.

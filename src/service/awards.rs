@@ -237,7 +237,7 @@ pub struct BudgetView {
 }
 
 impl BudgetView {
-    fn new(policy_id: &str, p: Option<Program>) -> Self {
+    pub(crate) fn new(policy_id: &str, p: Option<Program>) -> Self {
         let (total, max, cents, count) = p.map_or((None, None, 0, 0), |p| {
             (
                 p.budget_total_cents,

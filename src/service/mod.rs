@@ -9,6 +9,7 @@ pub mod incentives;
 pub mod ledger;
 pub mod policies;
 pub mod preview;
+pub mod reports;
 pub mod sessions;
 pub mod simulate;
 pub mod students;

@@ -7,6 +7,7 @@ pub mod conn;
 pub mod keys;
 pub mod ledger;
 pub mod policies;
+pub mod reports;
 pub mod schema;
 pub mod sessions;
 pub mod students;
