@@ -507,6 +507,9 @@ pub fn cohort_facts(
     (out, bad)
 }
 
+/// Per step: students who reached it, and who reached it and every step before.
+type StepCounts = Vec<(u64, u64)>;
+
 /// One step of the pathway.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Step {
@@ -858,7 +861,7 @@ impl Service {
                     members.entry(k).or_default().push(reached);
                 }
             }
-            let tallied: Vec<(String, u64, Vec<(u64, u64)>)> = members
+            let tallied: Vec<(String, u64, StepCounts)> = members
                 .into_iter()
                 .map(|(g, m)| {
                     let (n, c) = tally(&m);
