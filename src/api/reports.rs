@@ -19,6 +19,8 @@ use crate::service::reports::{
 pub struct AwardsParams {
     /// `policy` (default), `school`, `area`, `gender`, `race_ethnicity` or `month`.
     pub group_by: Option<AwardsGroupBy>,
+    /// Only the decisions about students of this school (as the record said then).
+    pub school_id: Option<String>,
     /// Decisions recorded on or after this date (YYYY-MM-DD) or time (RFC 3339).
     pub from: Option<String>,
     /// Decisions recorded on or before this date (YYYY-MM-DD), or before this time (RFC 3339).
@@ -86,6 +88,7 @@ pub async fn awards_report(
                 from: p.from,
                 to: p.to,
             },
+            p.school_id,
         )
         .await?;
     if super::body::accepts(&req, "text/csv") {

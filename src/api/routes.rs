@@ -202,6 +202,11 @@ pub static ROUTES: std::sync::LazyLock<Vec<Route>> = std::sync::LazyLock::new(||
         page!(POST "/policies/check", pages::policies::check, AUTHORS, Sponsor),
         page!(POST "/policies/publish", pages::policies::publish, AUTHORS, Sponsor),
         page!(GET "/policies/{id}/versions/{version}", pages::policies::version, AUTHORS),
+        page!(GET "/dashboard", pages::dashboard::dashboard, REPORTS),
+        page!(GET "/dashboard/{table}", pages::dashboard::dashboard_csv, REPORTS),
+        page!(POST "/batches", pages::dashboard::start_batch, BATCHES, Sponsor),
+        page!(GET "/batches/{id}", pages::dashboard::batch, BATCHES),
+        page!(GET "/batches/{id}/results.csv", pages::dashboard::batch_csv, BATCHES),
     ]
 });
 

@@ -2,6 +2,7 @@
 //! compile time), no JavaScript. Handlers call the same service functions as the API; their
 //! routes are rows of the route table (`api::routes`), which also says who may open each.
 
+pub mod dashboard;
 pub mod policies;
 pub mod session;
 pub mod students;
@@ -39,6 +40,8 @@ pub struct SignedIn {
     pub students: bool,
     /// Whether the policy pages are the caller's.
     pub policies: bool,
+    /// Whether the dashboard is the caller's.
+    pub dashboard: bool,
 }
 
 impl Chrome {
@@ -50,6 +53,8 @@ impl Chrome {
             students: crate::api::routes::find(&actix_web::http::Method::GET, "/students")
                 .is_some_and(|r| r.allows(s.caller.role)),
             policies: crate::api::routes::find(&actix_web::http::Method::GET, "/policies")
+                .is_some_and(|r| r.allows(s.caller.role)),
+            dashboard: crate::api::routes::find(&actix_web::http::Method::GET, "/dashboard")
                 .is_some_and(|r| r.allows(s.caller.role)),
         });
         Self { signed_in }

@@ -240,6 +240,8 @@ pub struct AwardsRow {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AwardsReport {
     pub group_by: AwardsGroupBy,
+    /// Only the decisions about this school's students.
+    pub school_id: Option<String>,
     /// The period, as asked (absent: from the first entry, to now).
     pub from: Option<String>,
     pub to: Option<String>,
@@ -300,7 +302,10 @@ impl AwardTally {
                 .iter()
                 .map(|r| Cell::new(self.denied.get(r).copied().unwrap_or(0), below)),
         );
-        if (self.students.len() as u64) < below {
+        // A group too small to show shows nothing (its zeros would tell too); no students at
+        // all is no one's secret.
+        let n = self.students.len() as u64;
+        if n > 0 && n < below {
             cells.iter_mut().for_each(|c| *c = Cell::Suppressed);
         }
         link_denials(&mut cells);
@@ -354,10 +359,13 @@ fn credit_hours(award: &str) -> f64 {
 }
 
 /// Sums ledger entries (and the records they were decided on) by group.
+///
+/// With `school`, only the decisions about students of that school (as the record said).
 pub fn awards_report(
     entries: &[(crate::store::reports::ReportEntry, Option<String>)],
     group_by: AwardsGroupBy,
     below: u64,
+    school: Option<&str>,
 ) -> (Vec<AwardsRow>, AwardsRow) {
     let below = if group_by.is_about_students() {
         below
@@ -368,6 +376,13 @@ pub fn awards_report(
     let mut groups: BTreeMap<String, AwardTally> = BTreeMap::new();
     let mut total = AwardTally::default();
     for (e, record) in entries {
+        let fields: Option<GroupFields> =
+            record.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        if let Some(school) = school {
+            if fields.as_ref().and_then(|f| f.school_id.as_deref()) != Some(school) {
+                continue;
+            }
+        }
         let hours = *hours_of
             .entry(e.award.as_str())
             .or_insert_with(|| credit_hours(&e.award));
@@ -375,13 +390,7 @@ pub fn awards_report(
         let keys = match group_by {
             AwardsGroupBy::Policy => vec![e.policy_id.clone()],
             AwardsGroupBy::Month => vec![e.recorded_at.chars().take(7).collect()],
-            by => {
-                let fields: GroupFields = record
-                    .as_deref()
-                    .and_then(|r| serde_json::from_str(r).ok())
-                    .unwrap_or_default();
-                groups_of(by, &fields)
-            }
+            by => groups_of(by, fields.as_ref().unwrap_or(&GroupFields::default())),
         };
         for k in keys {
             groups.entry(k).or_default().add(e, hours);
@@ -636,6 +645,7 @@ impl Service {
         caller: &Caller,
         group_by: AwardsGroupBy,
         period: Period,
+        school_id: Option<String>,
     ) -> Result<AwardsReport, ServiceError> {
         let (from, to) = period.bounds()?;
         let ids = program_ids(&self.registry(), caller);
@@ -646,11 +656,12 @@ impl Service {
                 &ids,
                 from.as_deref(),
                 to.as_deref(),
-                group_by.is_about_students(),
+                group_by.is_about_students() || school_id.is_some(),
             )?;
-            let (rows, total) = awards_report(&entries, group_by, below);
+            let (rows, total) = awards_report(&entries, group_by, below, school_id.as_deref());
             Ok(AwardsReport {
                 group_by,
+                school_id,
                 from: period.from,
                 to: period.to,
                 policy_ids: ids,
@@ -827,7 +838,7 @@ impl Service {
                 cells.push(Cell::new(*reached, below));
                 cells.push(Cell::new(*through, below));
             }
-            if n < below {
+            if n > 0 && n < below {
                 cells.iter_mut().for_each(|c| *c = Cell::Suppressed);
             }
             cells

@@ -596,6 +596,9 @@ async fn sample(
                 None,
             )
         }
+        ("GET", "/v1/reports/awards" | "/v1/reports/progression" | "/v1/reports/budget") => {
+            (path.into(), None, None)
+        }
         ("GET", "/v1/keys") => (path.into(), None, None),
         ("POST", "/v1/keys") => (path.into(), Some(json!({"role": "auditor"})), None),
         ("POST", "/v1/keys/{id}/revoke") => {
@@ -748,6 +751,48 @@ async fn page_status(app: &TestApp, row: &Route, secret: Option<&str>, n: usize)
             )
         }
         ("GET", "/schools/{id}/students.csv") => ("/schools/d204/students.csv".into(), vec![]),
+        ("GET", "/dashboard") => (row.path.into(), vec![]),
+        ("GET", "/dashboard/{table}") => ("/dashboard/budget.csv".into(), vec![]),
+        ("POST", "/batches") => (
+            row.path.into(),
+            vec![
+                ("csrf", csrf),
+                ("mode", "preview".into()),
+                ("policy_id", IMA.into()),
+                ("as_of", "2024-06-01".into()),
+            ],
+        ),
+        ("GET", "/batches/{id}" | "/batches/{id}/results.csv") => {
+            // The caller's own batch where its key may start one, else an admin's.
+            let body = json!({"mode": "preview", "students": [s], "as_of": "2024-06-01"});
+            let mut res = None;
+            if let Some(secret) = secret {
+                let r = client_with_key(secret)
+                    .post(app.url("/v1/batches"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                if r.status().as_u16() == 202 {
+                    res = Some(r);
+                }
+            }
+            let res = match res {
+                Some(r) => r,
+                None => app
+                    .client
+                    .post(app.url("/v1/batches"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap(),
+            };
+            let v: Value = res.json().await.unwrap();
+            (
+                row.path.replace("{id}", v["batch_id"].as_str().unwrap()),
+                vec![],
+            )
+        }
         _ => panic!(
             "no sample request for the page {} {}: add one here so the access matrix covers it",
             row.method, row.path

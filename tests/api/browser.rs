@@ -462,3 +462,151 @@ async fn an_author_checks_a_candidate_sees_the_what_if_and_publishes_in_a_browse
     check(&c, &axe, "policy-published").await;
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_program_officer_reads_the_dashboard_and_runs_a_batch_in_a_browser() {
+    let Some((driver, chromium, axe)) = tools() else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let mut cohort = Vec::new();
+    for i in 0..40 {
+        let mut s = qualifying_student(&format!("DB-{i:02}"));
+        s["demographics"] = json!({
+            "gender": if i % 3 == 0 { "female" } else { "male" },
+            "race_ethnicity": [if i % 2 == 0 { "hispanic_latino" } else { "white" }]
+        });
+        if i % 4 == 0 {
+            s["endorsements"] = json!([{"area": "manufacturing_engineering_technology_trades", "status": "in_progress"}]);
+        }
+        // Most have their pathway on record, some of it met.
+        if i % 5 != 0 {
+            s["pathway"] = json!({"individualized_learning_plan": true,
+                "career_coursework_years": if i % 3 == 0 { 1 } else { 2 },
+                "reading_ready": true, "math_ready": i % 2 == 0});
+            s["early_college_credits"] = json!([{"subject": "machining", "credit_hours": if i % 4 == 1 { 3.0 } else { 6.0 }}]);
+        }
+        cohort.push(s);
+    }
+    let res = app
+        .client
+        .post(app.url("/v1/students/import"))
+        .json(&cohort)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    // Some awards already made, on a budget.
+    let res = app
+        .client
+        .put(app.url("/v1/policies/ima-mett-scholarship/budget"))
+        .json(&json!({"total_cents": 1_000_000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    for i in 1..12 {
+        app.award(
+            &format!("dash-{i}"),
+            &format!("DB-{i:02}"),
+            "ima-mett-scholarship",
+        )
+        .await;
+    }
+    let secret = new_key(&app.database_url, Role::Admin, None);
+    let profile = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&driver, &chromium, profile.path()).await;
+    c.goto(&app.url("/")).await.unwrap();
+    c.find(Locator::Id("key"))
+        .await
+        .unwrap()
+        .send_keys(&secret)
+        .await
+        .unwrap();
+    click_and_load(&c, Locator::Css("form[action='/sign-in'] button")).await;
+
+    click_and_load(&c, Locator::LinkText("Dashboard")).await;
+    let main = text_of(&c, "main").await;
+    assert!(
+        main.contains("Along the manufacturing engineering technology trades pathway"),
+        "{main}"
+    );
+    assert!(main.contains("Endorsement earned"), "{main}");
+    assert!(
+        main.contains("Awards by gender, beside the cohort"),
+        "{main}"
+    );
+    assert!(
+        main.contains("will run out") || main.contains("money or awards would be left"),
+        "{main}"
+    );
+    // Every chart is an image with a name, and has its table.
+    let charts = c
+        .find_all(Locator::Css(
+            "figure.chart svg[role='img'][aria-labelledby]",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(charts.len(), 4);
+    let tables = c
+        .find_all(Locator::Css("table.list caption a[href^='/dashboard/']"))
+        .await
+        .unwrap();
+    assert_eq!(tables.len(), 4, "a CSV download for each table");
+    check(&c, &axe, "dashboard").await;
+
+    // A date that is not one: the message sits by the field.
+    fill(&c, "from", "last spring").await;
+    click_and_load(&c, Locator::Css("form.filters button")).await;
+    let error = text_of(&c, "#filter-error").await;
+    assert!(error.contains("YYYY-MM-DD"), "{error}");
+    let invalid = c
+        .find(Locator::Id("from"))
+        .await
+        .unwrap()
+        .attr("aria-invalid")
+        .await
+        .unwrap();
+    assert_eq!(invalid.as_deref(), Some("true"));
+    check(&c, &axe, "dashboard-bad-date").await;
+
+    // By race/ethnicity.
+    fill(&c, "from", "").await;
+    c.find(Locator::Css("#group option[value='race_ethnicity']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click_and_load(&c, Locator::Css("form.filters button")).await;
+    let main = text_of(&c, "main").await;
+    assert!(main.contains("Awards by race/ethnicity"), "{main}");
+    assert!(main.contains("hispanic_latino"), "{main}");
+
+    // A batch from the page: its progress until it is done.
+    fill(&c, "batch-as-of", "2024-06-01").await;
+    click_and_load(&c, Locator::Css("form.batch button")).await;
+    let mut heading = String::new();
+    for _ in 0..100 {
+        heading = text_of(&c, "h1").await;
+        if heading.contains("done") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        c.refresh().await.unwrap();
+    }
+    assert!(heading.contains("Check batch: done"), "{heading}");
+    let main = text_of(&c, "main").await;
+    assert!(main.contains("40 of 40"), "{main}");
+    assert!(main.contains("eligible"), "{main}");
+    check(&c, &axe, "batch").await;
+    let href = c
+        .find(Locator::LinkText("Download the results as CSV"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(href.ends_with("/results.csv"), "{href}");
+}

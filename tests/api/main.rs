@@ -16,6 +16,7 @@ mod policies;
 mod policy_pages;
 mod progress;
 mod publishing;
+mod reports;
 mod resilience;
 mod shapes;
 mod students;
