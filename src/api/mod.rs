@@ -72,6 +72,8 @@ impl Application {
         tokio::spawn(service.clone().watch_policies());
         // Batches queued here or left by a stopped process are worked through.
         tokio::spawn(service.clone().run_batches());
+        // The reports' evaluation of the cohort, kept current.
+        tokio::spawn(service.clone().keep_cohort_warm());
         let listener = TcpListener::bind(&settings.bind)
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.bind))?;
         let port = listener.local_addr()?.port();

@@ -256,6 +256,29 @@ type Evaluated = (
     Vec<(Decision, Arc<PolicyVersion>, Arc<str>)>,
 );
 
+/// A chunk's encoded results by position, and its lines' count by outcome.
+type EncodedChunk = (Vec<(i64, String)>, BTreeMap<String, i64>);
+
+/// Where a batch's time went.
+#[derive(Debug, Default, Clone, Copy)]
+struct Timings {
+    read: Duration,
+    evaluate: Duration,
+    award: Duration,
+    encode: Duration,
+    write: Duration,
+}
+
+impl Timings {
+    fn add(&mut self, o: &Timings) {
+        self.read += o.read;
+        self.evaluate += o.evaluate;
+        self.award += o.award;
+        self.encode += o.encode;
+        self.write += o.write;
+    }
+}
+
 /// The idempotency key of a batch's award: one per (batch, student, policy).
 fn award_key(batch_id: &str, student_id: &str, policy_id: &str) -> String {
     format!("batch:{batch_id}:{student_id}:{policy_id}")
@@ -473,7 +496,12 @@ impl Service {
             match claimed {
                 Ok(Some(batch)) => {
                     let id = batch.row.batch_id.clone();
-                    if let Err(e) = self.work(&runner, batch).await {
+                    self.batches_running
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let worked = self.work(&runner, batch).await;
+                    self.batches_running
+                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    if let Err(e) = worked {
                         tracing::error!(batch = %id, error = %e.chain(), "batch failed");
                         let store = self.store().clone();
                         let (me, message) = (runner.clone(), e.to_string());
@@ -505,32 +533,32 @@ impl Service {
         let mut done = view.done.max(0) as usize;
         tracing::info!(batch = %view.batch_id, total = ids.len(), from = done, "batch running");
         let started = std::time::Instant::now();
+        let mut spent = Timings::default();
         while done < ids.len() {
             let end = (done + self.batch_chunk).min(ids.len());
             let service = self.clone();
             let (view_c, ids_c, runner_c) = (view.clone(), ids.clone(), runner.to_string());
             let mut chunk_counts = counts.clone();
             let progress = blocking(move || {
-                let results = service.chunk(&view_c, &ids_c[done..end], done)?;
-                for (_, lines) in &results {
-                    for line in lines {
-                        *chunk_counts.entry(line.outcome.clone()).or_default() += 1;
-                    }
+                let mut spent = Timings::default();
+                let (rows, found) = service.chunk(&view_c, &ids_c[done..end], done, &mut spent)?;
+                for (outcome, n) in found {
+                    *chunk_counts.entry(outcome).or_default() += n;
                 }
-                let encoded = results
-                    .iter()
-                    .map(|(p, lines)| Ok((*p, serde_json::to_string(lines)?)))
-                    .collect::<Result<Vec<_>, ServiceError>>()?;
+                let writing = std::time::Instant::now();
                 let progress = service.store().commit_chunk(
                     &view_c.batch_id,
                     &runner_c,
-                    &encoded,
+                    &rows,
                     end as i64,
                     &serde_json::to_string(&chunk_counts)?,
                 )?;
-                Ok((progress, chunk_counts))
+                spent.write += writing.elapsed();
+                Ok(((progress, chunk_counts), spent))
             })
             .await?;
+            spent.add(&progress.1);
+            let progress = progress.0;
             counts = progress.1;
             done = end;
             match progress.0 {
@@ -551,19 +579,27 @@ impl Service {
         tracing::info!(
             batch = %view.batch_id,
             ms = started.elapsed().as_millis() as u64,
+            read_ms = spent.read.as_millis() as u64,
+            evaluate_ms = spent.evaluate.as_millis() as u64,
+            award_ms = spent.award.as_millis() as u64,
+            encode_ms = spent.encode.as_millis() as u64,
+            write_ms = spent.write.as_millis() as u64,
             "batch done"
         );
         Ok(())
     }
 
     /// One chunk: the students `ids` (the first at `first`), evaluated on every core and, in
-    /// an award batch, their eligible decisions awarded. Returns each student's lines.
+    /// an award batch, their eligible decisions awarded. Returns each student's lines (encoded,
+    /// by position) and the lines' count by outcome.
     fn chunk(
         &self,
         batch: &BatchView,
         ids: &[String],
         first: usize,
-    ) -> Result<Vec<(i64, Vec<BatchLine>)>, ServiceError> {
+        spent: &mut Timings,
+    ) -> Result<EncodedChunk, ServiceError> {
+        let reading = std::time::Instant::now();
         let registry = self.registry();
         let versions: Vec<Arc<PolicyVersion>> = match &batch.policy_ids {
             Some(ids) => ids
@@ -575,6 +611,8 @@ impl Service {
         let every = batch.policy_ids.is_none();
         let records: std::collections::HashMap<String, String> =
             self.store().student_records_of(ids)?.into_iter().collect();
+        spent.read += reading.elapsed();
+        let evaluating = std::time::Instant::now();
         let as_of = batch.as_of;
         // (lines, the decisions to award with the record as evaluated)
         type Evaluated = (
@@ -653,14 +691,50 @@ impl Service {
             }
             Ok(())
         })?;
+        spent.evaluate += evaluating.elapsed();
         if batch.mode == BatchMode::Award {
+            let awarding = std::time::Instant::now();
             self.award_chunk(batch, ids, &mut evaluated)?;
+            spent.award += awarding.elapsed();
         }
-        Ok(evaluated
-            .into_iter()
-            .enumerate()
-            .map(|(i, (lines, _))| ((first + i) as i64, lines))
-            .collect())
+        // Encoded on every core too: half a million lines of JSON is not nothing.
+        let encoding = std::time::Instant::now();
+        let mut rows = Vec::with_capacity(evaluated.len());
+        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = evaluated
+                .chunks(per)
+                .enumerate()
+                .map(|(k, part)| {
+                    s.spawn(move || {
+                        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
+                        let mut rows = Vec::with_capacity(part.len());
+                        for (j, (lines, _)) in part.iter().enumerate() {
+                            for l in lines {
+                                *counts.entry(l.outcome.clone()).or_default() += 1;
+                            }
+                            rows.push((
+                                (first + k * per + j) as i64,
+                                serde_json::to_string(lines)?,
+                            ));
+                        }
+                        Ok::<_, serde_json::Error>((rows, counts))
+                    })
+                })
+                .collect();
+            for h in handles {
+                let (part, found) = h
+                    .join()
+                    .map_err(|_| ServiceError::invariant("a batch worker panicked"))??;
+                rows.extend(part);
+                for (k, n) in found {
+                    *counts.entry(k).or_default() += n;
+                }
+            }
+            Ok::<_, ServiceError>(())
+        })?;
+        spent.encode += encoding.elapsed();
+        Ok((rows, counts))
     }
 
     /// Awards a chunk's eligible decisions (one group-committed transaction, retried when the

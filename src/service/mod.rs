@@ -141,6 +141,10 @@ pub struct Service {
     batch_chunk: usize,
     /// Wakes the batch runner when a batch is queued.
     batch_wake: Arc<tokio::sync::Notify>,
+    /// Batches this process is working on (the reports' background evaluation waits for them).
+    batches_running: Arc<std::sync::atomic::AtomicUsize>,
+    /// The cohort as the reports last evaluated it.
+    cohort: Arc<tokio::sync::Mutex<Option<Arc<reports::CohortFacts>>>>,
     /// One reload of the policies at a time, so a slower reload never replaces a newer one.
     refresh: Arc<std::sync::Mutex<()>>,
 }
@@ -237,6 +241,8 @@ impl Service {
             suppress_below: settings.suppress_below,
             batch_chunk: settings.batch_chunk as usize,
             batch_wake: Default::default(),
+            batches_running: Default::default(),
+            cohort: Default::default(),
             refresh: Default::default(),
             store,
             registry: Arc::new(RwLock::new(Arc::new(registry))),

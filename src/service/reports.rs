@@ -516,6 +516,39 @@ pub fn cohort_facts(
     (out, bad)
 }
 
+/// What a cohort evaluation was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FactsKey {
+    generation: i64,
+    /// The registry it used (kept alive by the evaluation, so the address is not reused).
+    registry: usize,
+    as_of: NaiveDate,
+}
+
+/// The stored cohort evaluated on one date with every policy in effect then.
+pub struct CohortFacts {
+    key: FactsKey,
+    _registry: Arc<Registry>,
+    requirements: Vec<Arc<PolicyVersion>>,
+    incentives: Vec<Arc<PolicyVersion>>,
+    facts: Vec<Facts>,
+}
+
+impl CohortFacts {
+    /// The incentives (by index) a caller's reports cover: every one for admins and auditors,
+    /// an awarder's own sponsor's.
+    fn mine(&self, caller: &Caller) -> Vec<usize> {
+        (0..self.incentives.len())
+            .filter(|&i| {
+                caller.role != Role::Awarder || caller.may_act_for(&self.incentives[i].meta.sponsor)
+            })
+            .collect()
+    }
+}
+
+/// How often the cohort's evaluation is checked for staleness.
+const WARM_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Per step: students who reached it, and who reached it and every step before.
 type StepCounts = Vec<(u64, u64)>;
 
@@ -609,21 +642,6 @@ pub struct ProgressionQuery {
     pub group_by: Option<StudentGroupBy>,
 }
 
-/// The incentives a caller's reports cover: every one for admins and auditors, an awarder's
-/// own sponsor's.
-fn incentives_for(
-    registry: &Registry,
-    caller: &Caller,
-    as_of: NaiveDate,
-) -> Vec<Arc<PolicyVersion>> {
-    registry
-        .all_in_effect(as_of)
-        .filter(|v| v.meta.kind.is_incentive())
-        .filter(|v| caller.role != Role::Awarder || caller.may_act_for(&v.meta.sponsor))
-        .cloned()
-        .collect()
-}
-
 /// The policy ids a caller's awards report covers (every version, in effect or not).
 fn program_ids(registry: &Registry, caller: &Caller) -> Vec<String> {
     let mut ids: Vec<String> = registry
@@ -673,18 +691,37 @@ impl Service {
         .await
     }
 
-    /// The stored cohort's facts on `as_of`, for every requirement and incentive in effect.
-    async fn facts(
-        &self,
-        school_id: Option<String>,
-        as_of: NaiveDate,
-        incentives: Vec<Arc<PolicyVersion>>,
-        requirements: Vec<Arc<PolicyVersion>>,
-    ) -> Result<Vec<Facts>, ServiceError> {
+    /// The stored cohort evaluated on `as_of` with every policy in effect then: kept, and
+    /// used again until a stored record changes (whichever process changes it) or the policies
+    /// in force do. One evaluation at a time: a request that finds one under way waits for it.
+    pub async fn cohort(&self, as_of: NaiveDate) -> Result<Arc<CohortFacts>, ServiceError> {
+        let registry = self.registry();
+        // Read before the records: a write after this is seen as a newer generation next time.
         let store = self.store().clone();
-        blocking(move || {
+        let generation = blocking(move || Ok(store.students_generation()?)).await?;
+        let key = FactsKey {
+            generation,
+            registry: Arc::as_ptr(&registry) as usize,
+            as_of,
+        };
+        let mut slot = self.cohort.lock().await;
+        if let Some(kept) = slot.as_ref().filter(|c| c.key == key) {
+            return Ok(kept.clone());
+        }
+        let store = self.store().clone();
+        let computed = blocking(move || {
+            let requirements: Vec<Arc<PolicyVersion>> = registry
+                .all_in_effect(as_of)
+                .filter(|v| !v.meta.kind.is_incentive())
+                .cloned()
+                .collect();
+            let incentives: Vec<Arc<PolicyVersion>> = registry
+                .all_in_effect(as_of)
+                .filter(|v| v.meta.kind.is_incentive())
+                .cloned()
+                .collect();
             let started = std::time::Instant::now();
-            let records = store.student_records(school_id.as_deref())?;
+            let records = store.student_records(None)?;
             let loaded = started.elapsed();
             let (facts, bad) = cohort_facts(
                 &records,
@@ -704,9 +741,59 @@ impl Service {
                     "{bad} stored records do not read"
                 )));
             }
-            Ok(facts)
+            Ok(Arc::new(CohortFacts {
+                key,
+                _registry: registry,
+                requirements,
+                incentives,
+                facts,
+            }))
         })
-        .await
+        .await?;
+        *slot = Some(computed.clone());
+        Ok(computed)
+    }
+
+    /// Keeps the cohort's evaluation current in the background, so a report after a change of
+    /// the records does not wait for it: once a second, when the records or the policies have
+    /// changed and then stayed unchanged for a second, and no batch of this process is running
+    /// (batches come first), evaluates again for the date last asked for (at first, today).
+    pub async fn keep_cohort_warm(self) {
+        let mut last_seen: Option<i64> = None;
+        loop {
+            tokio::time::sleep(WARM_POLL).await;
+            if self
+                .batches_running
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+            {
+                continue;
+            }
+            let store = self.store().clone();
+            let Ok(generation) = blocking(move || Ok(store.students_generation()?)).await else {
+                continue;
+            };
+            let settled = last_seen == Some(generation);
+            last_seen = Some(generation);
+            let (current, as_of) = match self.cohort.try_lock() {
+                Ok(slot) => match slot.as_ref() {
+                    Some(c) => (
+                        c.key.generation == generation
+                            && c.key.registry == Arc::as_ptr(&self.registry()) as usize,
+                        c.key.as_of,
+                    ),
+                    None => (false, chrono::Utc::now().date_naive()),
+                },
+                // Being evaluated right now.
+                Err(_) => continue,
+            };
+            if current || !settled {
+                continue;
+            }
+            if let Err(e) = self.cohort(as_of).await {
+                tracing::warn!(error = %e.chain(), "cannot evaluate the cohort for the reports");
+            }
+        }
     }
 
     /// How many students of the pathway reach each step, in order.
@@ -728,21 +815,17 @@ impl Service {
                 )
             })?,
         };
-        let registry = self.registry();
-        let requirement = registry
-            .all_in_effect(as_of)
-            .find(|v| !v.meta.kind.is_incentive() && v.meta.endorsement_area == Some(area))
-            .cloned();
-        let incentives = incentives_for(&registry, caller, as_of);
-        let ids: Vec<String> = incentives.iter().map(|v| v.meta.id.clone()).collect();
-        let facts = self
-            .facts(
-                q.school_id.clone(),
-                as_of,
-                incentives.clone(),
-                requirement.iter().cloned().collect(),
-            )
-            .await?;
+        let cohort = self.cohort(as_of).await?;
+        let requirement_index = cohort
+            .requirements
+            .iter()
+            .position(|v| v.meta.endorsement_area == Some(area));
+        let requirement = requirement_index.map(|i| cohort.requirements[i].clone());
+        let mine = cohort.mine(caller);
+        let ids: Vec<String> = mine
+            .iter()
+            .map(|&i| cohort.incentives[i].meta.id.clone())
+            .collect();
         let store = self.store().clone();
         let awarded: HashSet<String> = blocking(move || Ok(store.active_awards(&ids)?))
             .await?
@@ -789,11 +872,15 @@ impl Service {
             });
         }
         let below = self.suppress_below;
-        let on_pathway: Vec<(&Facts, Vec<bool>)> = facts
+        let school = q.school_id.as_deref();
+        let on_pathway: Vec<(&Facts, Vec<bool>)> = cohort
+            .facts
             .iter()
+            .filter(|f| school.is_none() || f.school.as_deref() == school)
             .filter(|f| f.areas.iter().any(|(a, _)| *a == area))
             .map(|f| {
-                let mut reached: Vec<bool> = match f.requirements.first().copied().flatten() {
+                let passed = requirement_index.and_then(|i| f.requirements[i]);
+                let mut reached: Vec<bool> = match passed {
                     Some(mask) => order
                         .iter()
                         .map(|&i| mask & (1 << i.min(63)) != 0)
@@ -801,7 +888,7 @@ impl Service {
                     None => vec![false; order.len()],
                 };
                 reached.push(f.areas.iter().any(|(a, earned)| *a == area && *earned));
-                reached.push(f.eligible.iter().any(|e| *e));
+                reached.push(mine.iter().any(|&i| f.eligible[i]));
                 reached.push(awarded.contains(&f.student_id));
                 reached.push(f.enrolled_or_employed);
                 (f, reached)
@@ -924,11 +1011,10 @@ impl Service {
         as_of: Option<NaiveDate>,
     ) -> Result<BudgetReport, ServiceError> {
         let as_of = as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-        let registry = self.registry();
-        let incentives = incentives_for(&registry, caller, as_of);
-        let facts = self
-            .facts(None, as_of, incentives.clone(), Vec::new())
-            .await?;
+        let cohort = self.cohort(as_of).await?;
+        let mine = cohort.mine(caller);
+        let incentives: Vec<Arc<PolicyVersion>> =
+            mine.iter().map(|&i| cohort.incentives[i].clone()).collect();
         let ids: Vec<String> = incentives.iter().map(|v| v.meta.id.clone()).collect();
         let store = self.store().clone();
         let (awarded, programs) = blocking(move || {
@@ -942,8 +1028,9 @@ impl Service {
         .await?;
         let awarded: HashSet<(String, String)> = awarded.into_iter().collect();
         let mut rows = Vec::with_capacity(incentives.len());
-        for (i, (v, program)) in incentives.iter().zip(programs).enumerate() {
-            let waiting = facts
+        for ((v, program), &i) in incentives.iter().zip(programs).zip(&mine) {
+            let waiting = cohort
+                .facts
                 .iter()
                 .filter(|f| {
                     f.eligible[i] && !awarded.contains(&(v.meta.id.clone(), f.student_id.clone()))

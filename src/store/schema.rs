@@ -147,3 +147,10 @@ diesel::table! {
 
 diesel::joinable!(batch_results -> batches (batch_id));
 diesel::allow_tables_to_appear_in_same_query!(batches, batch_results);
+
+diesel::table! {
+    generations (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::awards::WriteConn;
-use super::schema::students;
+use super::schema::{generations, students};
 use super::{now_text, parse_timestamp, Store, StoreError};
 use crate::policy::Student;
 use crate::with_conn;
@@ -36,6 +36,15 @@ impl Row {
             updated_at: parse_timestamp(&self.updated_at)?,
         })
     }
+}
+
+/// Moves the students' generation (inside the writing transaction).
+macro_rules! bump_students {
+    ($c:expr) => {
+        diesel::update(generations::table.find("students"))
+            .set(generations::value.eq(generations::value + 1))
+            .execute($c)
+    };
 }
 
 /// Records per upsert statement (SQLite allows 32,766 parameters per statement).
@@ -108,6 +117,7 @@ impl Store {
                     ))
                     .execute(c)?;
             }
+            bump_students!(c)?;
             Ok::<_, StoreError>(created)
         }))
     }
@@ -129,9 +139,25 @@ impl Store {
     /// Deletes a record; true when there was one.
     pub fn delete_student(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let n = with_conn!(&mut *conn, |c| diesel::delete(students::table.find(id))
-            .execute(c))?;
+        let n = with_conn!(&mut *conn, |c| c.write_tx(|c| {
+            let n = diesel::delete(students::table.find(id)).execute(c)?;
+            if n > 0 {
+                bump_students!(c)?;
+            }
+            Ok::<_, StoreError>(n)
+        }))?;
         Ok(n > 0)
+    }
+
+    /// A number that moves whenever a stored record changes (in the writing transaction).
+    pub fn students_generation(&self) -> Result<i64, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(with_conn!(&mut *conn, |c| generations::table
+            .find("students")
+            .select(generations::value)
+            .first::<i64>(c)
+            .optional())?
+        .unwrap_or(0))
     }
 
     /// Records in id order after `after`, optionally of one school and with ids starting with

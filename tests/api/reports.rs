@@ -444,3 +444,57 @@ async fn the_budget_report_warns_that_a_fund_will_run_out() {
         200
     );
 }
+
+/// The cohort's evaluation is kept between reports, and is stale the moment a record changes,
+/// through this process or another one.
+#[tokio::test]
+async fn reports_follow_every_change_of_the_records_whoever_makes_it() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    import(
+        &app,
+        (0..12)
+            .map(|i| complete(&format!("K-{i:02}"), "female"))
+            .collect(),
+    )
+    .await;
+    let path = "/v1/reports/progression?as_of=2024-06-01";
+    let first = app.get_json(path).await;
+    assert_eq!(first["total"]["students"], 12);
+    // Kept: the same answer.
+    assert_eq!(app.get_json(path).await, first);
+    // A record added through this process...
+    app.put_student("K-new", &complete("K-new", "male")).await;
+    assert_eq!(app.get_json(path).await["total"]["students"], 13);
+    // ... deleted ...
+    let res = app
+        .client
+        .delete(app.url("/v1/students/K-new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(app.get_json(path).await, first);
+    // ... and changed by another process sharing the database.
+    let other = eligo::store::Store::open(&app.database_url, 1).unwrap();
+    let mut changed = complete("K-00", "female");
+    changed["pathway"]["individualized_learning_plan"] = json!(false);
+    other
+        .put_students(&[eligo::policy::Student::from_json(&changed.to_string()).unwrap()])
+        .unwrap();
+    let after = app.get_json(path).await;
+    let plan = after["total"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["code"] == "learning_plan")
+        .unwrap();
+    assert_eq!(plan["reached"], 11, "{after}");
+    let budget = app.get_json("/v1/reports/budget?as_of=2024-06-01").await;
+    let ima = budget["programs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["policy_id"] == IMA)
+        .unwrap();
+    assert_eq!(ima["eligible_unawarded"], 12);
+}

@@ -28,3 +28,11 @@ CREATE TABLE batch_results (
     lines TEXT NOT NULL,
     PRIMARY KEY (batch_id, position)
 );
+-- Counters that move with each change of a kind of data, in the same transaction: a process
+-- that keeps something computed from that data (the reports' evaluation of the whole cohort)
+-- sees from one read whether it is stale, whichever process made the change.
+CREATE TABLE generations (
+    name TEXT PRIMARY KEY NOT NULL,
+    value BIGINT NOT NULL
+);
+INSERT INTO generations (name, value) VALUES ('students', 0);

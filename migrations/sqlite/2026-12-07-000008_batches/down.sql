@@ -1,2 +1,3 @@
+DROP TABLE generations;
 DROP TABLE batch_results;
 DROP TABLE batches;
