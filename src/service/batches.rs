@@ -9,7 +9,7 @@
 //! denial for every student of a class who never qualified would bury the decisions that were
 //! made (the batch's own results list the ineligible, with what is missing).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -256,27 +256,14 @@ type Evaluated = (
     Vec<(Decision, Arc<PolicyVersion>, Arc<str>)>,
 );
 
-/// A chunk's encoded results by position, and its lines' count by outcome.
-type EncodedChunk = (Vec<(i64, String)>, BTreeMap<String, i64>);
-
 /// Where a batch's time went.
 #[derive(Debug, Default, Clone, Copy)]
 struct Timings {
     read: Duration,
     evaluate: Duration,
     award: Duration,
-    encode: Duration,
+    /// Encoding and writing the results (beside the next chunk's evaluation).
     write: Duration,
-}
-
-impl Timings {
-    fn add(&mut self, o: &Timings) {
-        self.read += o.read;
-        self.evaluate += o.evaluate;
-        self.award += o.award;
-        self.encode += o.encode;
-        self.write += o.write;
-    }
 }
 
 /// The idempotency key of a batch's award: one per (batch, student, policy).
@@ -525,52 +512,87 @@ impl Service {
         }
     }
 
-    /// Works through one claimed batch from where its last committed chunk ended.
+    /// Works through one claimed batch from where its last committed chunk ended. A chunk's
+    /// results are written while the next chunk is evaluated (the write waits on the disk more
+    /// than on the processor); an award batch awards a chunk only after the one before is
+    /// committed, so a cancelled batch awards nothing past the chunk it was cancelled in.
     async fn work(&self, runner: &str, batch: Claimed) -> Result<(), ServiceError> {
-        let view = BatchView::of(batch.row)?;
+        let view = Arc::new(BatchView::of(batch.row)?);
         let ids = Arc::new(batch.student_ids);
         let mut counts = view.counts.clone();
         let mut done = view.done.max(0) as usize;
         tracing::info!(batch = %view.batch_id, total = ids.len(), from = done, "batch running");
         let started = std::time::Instant::now();
         let mut spent = Timings::default();
+        type Commit = tokio::task::JoinHandle<Result<(Progress, Duration), ServiceError>>;
+        let mut writing: Option<Commit> = None;
+        let stop = |progress: Progress| match progress {
+            Progress::Running => false,
+            Progress::Cancelled => {
+                tracing::info!(batch = %view.batch_id, "batch cancelled");
+                true
+            }
+            Progress::Lost => {
+                tracing::warn!(batch = %view.batch_id, "batch taken over by another runner");
+                true
+            }
+        };
         while done < ids.len() {
             let end = (done + self.batch_chunk).min(ids.len());
-            let service = self.clone();
-            let (view_c, ids_c, runner_c) = (view.clone(), ids.clone(), runner.to_string());
-            let mut chunk_counts = counts.clone();
-            let progress = blocking(move || {
-                let mut spent = Timings::default();
-                let (rows, found) = service.chunk(&view_c, &ids_c[done..end], done, &mut spent)?;
-                for (outcome, n) in found {
-                    *chunk_counts.entry(outcome).or_default() += n;
+            let mut evaluated = self
+                .evaluate_chunk(&view, &ids, done..end, &mut spent)
+                .await?;
+            if let Some(w) = writing.take() {
+                let (progress, took) = w
+                    .await
+                    .map_err(|e| ServiceError::internal("a batch write failed", e))??;
+                spent.write += took;
+                if stop(progress) {
+                    return Ok(());
                 }
-                let writing = std::time::Instant::now();
-                let progress = service.store().commit_chunk(
-                    &view_c.batch_id,
-                    &runner_c,
-                    &rows,
-                    end as i64,
-                    &serde_json::to_string(&chunk_counts)?,
-                )?;
-                spent.write += writing.elapsed();
-                Ok(((progress, chunk_counts), spent))
-            })
-            .await?;
-            spent.add(&progress.1);
-            let progress = progress.0;
-            counts = progress.1;
+            }
+            if view.mode == BatchMode::Award {
+                let (service, view_c, ids_c) = (self.clone(), view.clone(), ids.clone());
+                let awarding = std::time::Instant::now();
+                evaluated = blocking(move || {
+                    service.award_chunk(&view_c, &ids_c[done..end], &mut evaluated)?;
+                    Ok(evaluated)
+                })
+                .await?;
+                spent.award += awarding.elapsed();
+            }
+            for (lines, _) in &evaluated {
+                for l in lines {
+                    *counts.entry(l.outcome.clone()).or_default() += 1;
+                }
+            }
+            let (store, id, me) = (
+                self.store().clone(),
+                view.batch_id.clone(),
+                runner.to_string(),
+            );
+            let counts_text = serde_json::to_string(&counts)?;
+            let first = done;
+            // Encoded and written off the async workers, beside the next chunk's evaluation.
+            writing = Some(tokio::task::spawn_blocking(move || {
+                let t = std::time::Instant::now();
+                let rows = evaluated
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (lines, _))| Ok(((first + k) as i64, serde_json::to_string(lines)?)))
+                    .collect::<Result<Vec<_>, serde_json::Error>>()?;
+                let progress = store.commit_chunk(&id, &me, &rows, end as i64, &counts_text)?;
+                Ok((progress, t.elapsed()))
+            }));
             done = end;
-            match progress.0 {
-                Progress::Running => {}
-                Progress::Cancelled => {
-                    tracing::info!(batch = %view.batch_id, done, "batch cancelled");
-                    return Ok(());
-                }
-                Progress::Lost => {
-                    tracing::warn!(batch = %view.batch_id, "batch taken over by another runner");
-                    return Ok(());
-                }
+        }
+        if let Some(w) = writing.take() {
+            let (progress, took) = w
+                .await
+                .map_err(|e| ServiceError::internal("a batch write failed", e))??;
+            spent.write += took;
+            if stop(progress) {
+                return Ok(());
             }
         }
         let store = self.store().clone();
@@ -582,159 +604,66 @@ impl Service {
             read_ms = spent.read.as_millis() as u64,
             evaluate_ms = spent.evaluate.as_millis() as u64,
             award_ms = spent.award.as_millis() as u64,
-            encode_ms = spent.encode.as_millis() as u64,
             write_ms = spent.write.as_millis() as u64,
-            "batch done"
+            "batch done (write overlaps the next chunk)"
         );
         Ok(())
     }
 
-    /// One chunk: the students `ids` (the first at `first`), evaluated on every core and, in
-    /// an award batch, their eligible decisions awarded. Returns each student's lines (encoded,
-    /// by position) and the lines' count by outcome.
-    fn chunk(
+    /// Reads a chunk's records and evaluates them on every core: one task per core on the
+    /// blocking pool, whose threads live on, and with them their compiled policies (a thread of
+    /// its own per chunk would compile every policy again for every chunk).
+    async fn evaluate_chunk(
         &self,
-        batch: &BatchView,
-        ids: &[String],
-        first: usize,
+        batch: &Arc<BatchView>,
+        ids: &Arc<Vec<String>>,
+        range: std::ops::Range<usize>,
         spent: &mut Timings,
-    ) -> Result<EncodedChunk, ServiceError> {
+    ) -> Result<Vec<Evaluated>, ServiceError> {
         let reading = std::time::Instant::now();
+        let (store, ids_c, r) = (self.store().clone(), ids.clone(), range.clone());
+        let records: Arc<HashMap<String, String>> = Arc::new(
+            blocking(move || Ok(store.student_records_of(&ids_c[r])?.into_iter().collect()))
+                .await?,
+        );
+        spent.read += reading.elapsed();
+        let evaluating = std::time::Instant::now();
         let registry = self.registry();
-        let versions: Vec<Arc<PolicyVersion>> = match &batch.policy_ids {
+        let versions: Arc<Vec<Arc<PolicyVersion>>> = Arc::new(match &batch.policy_ids {
             Some(ids) => ids
                 .iter()
                 .filter_map(|id| registry.in_effect(id, batch.as_of).cloned())
                 .collect(),
             None => registry.all_in_effect(batch.as_of).cloned().collect(),
-        };
-        let every = batch.policy_ids.is_none();
-        let records: std::collections::HashMap<String, String> =
-            self.store().student_records_of(ids)?.into_iter().collect();
-        spent.read += reading.elapsed();
-        let evaluating = std::time::Instant::now();
-        let as_of = batch.as_of;
-        // (lines, the decisions to award with the record as evaluated)
-        type Evaluated = (
-            Vec<BatchLine>,
-            Vec<(Decision, Arc<PolicyVersion>, Arc<str>)>,
-        );
-        let evaluate = |id: &String| -> Evaluated {
-            let Some(text) = records.get(id) else {
-                let lines = versions
+        });
+        let per = range.len().div_ceil(cohort_threads()).max(1);
+        let mut tasks = Vec::new();
+        let mut start = range.start;
+        while start < range.end {
+            let stop = (start + per).min(range.end);
+            let (batch, ids, records, versions) = (
+                batch.clone(),
+                ids.clone(),
+                records.clone(),
+                versions.clone(),
+            );
+            tasks.push(tokio::task::spawn_blocking(move || {
+                ids[start..stop]
                     .iter()
-                    .map(|v| BatchLine {
-                        student_id: id.clone(),
-                        policy_id: v.meta.id.clone(),
-                        version: None,
-                        outcome: "error".into(),
-                        reason_code: None,
-                        award_id: None,
-                        ledger_seq: None,
-                        missing: Vec::new(),
-                        error: Some("the record was deleted after the batch was asked for".into()),
-                    })
-                    .collect();
-                return (lines, Vec::new());
-            };
-            let student = match Student::from_json(text) {
-                Ok(s) => s,
-                Err(e) => {
-                    let lines = versions
-                        .iter()
-                        .map(|v| BatchLine {
-                            student_id: id.clone(),
-                            policy_id: v.meta.id.clone(),
-                            version: None,
-                            outcome: "error".into(),
-                            reason_code: None,
-                            award_id: None,
-                            ledger_seq: None,
-                            missing: Vec::new(),
-                            error: Some(format!("the stored record does not read: {e}")),
-                        })
-                        .collect();
-                    return (lines, Vec::new());
-                }
-            };
-            let record: Arc<str> = Arc::from(text.as_str());
-            let prepared = Prepared::new(student);
-            with_evaluator(|ev| {
-                let mut lines = Vec::with_capacity(versions.len());
-                let mut eligible = Vec::new();
-                for v in &versions {
-                    if every && !v.meta.concerns(prepared.student()) {
-                        continue;
-                    }
-                    let d = ev.evaluate(v, &prepared, as_of);
-                    lines.push(BatchLine::of(id, &d));
-                    if batch.mode == BatchMode::Award && d.outcome == Outcome::Eligible {
-                        eligible.push((d, v.clone(), record.clone()));
-                    }
-                }
-                (lines, eligible)
-            })
-        };
-        let threads = cohort_threads().min(ids.len().max(1));
-        let per = ids.len().div_ceil(threads).max(1);
-        let mut evaluated: Vec<Evaluated> = Vec::with_capacity(ids.len());
-        std::thread::scope(|s| {
-            let handles: Vec<_> = ids
-                .chunks(per)
-                .map(|part| s.spawn(|| part.iter().map(evaluate).collect::<Vec<_>>()))
-                .collect();
-            for h in handles {
-                match h.join() {
-                    Ok(part) => evaluated.extend(part),
-                    Err(_) => return Err(ServiceError::invariant("a batch worker panicked")),
-                }
-            }
-            Ok(())
-        })?;
-        spent.evaluate += evaluating.elapsed();
-        if batch.mode == BatchMode::Award {
-            let awarding = std::time::Instant::now();
-            self.award_chunk(batch, ids, &mut evaluated)?;
-            spent.award += awarding.elapsed();
+                    .map(|id| evaluate_student(&batch, &versions, records.get(id), id))
+                    .collect::<Vec<Evaluated>>()
+            }));
+            start = stop;
         }
-        // Encoded on every core too: half a million lines of JSON is not nothing.
-        let encoding = std::time::Instant::now();
-        let mut rows = Vec::with_capacity(evaluated.len());
-        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-        std::thread::scope(|s| {
-            let handles: Vec<_> = evaluated
-                .chunks(per)
-                .enumerate()
-                .map(|(k, part)| {
-                    s.spawn(move || {
-                        let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-                        let mut rows = Vec::with_capacity(part.len());
-                        for (j, (lines, _)) in part.iter().enumerate() {
-                            for l in lines {
-                                *counts.entry(l.outcome.clone()).or_default() += 1;
-                            }
-                            rows.push((
-                                (first + k * per + j) as i64,
-                                serde_json::to_string(lines)?,
-                            ));
-                        }
-                        Ok::<_, serde_json::Error>((rows, counts))
-                    })
-                })
-                .collect();
-            for h in handles {
-                let (part, found) = h
-                    .join()
-                    .map_err(|_| ServiceError::invariant("a batch worker panicked"))??;
-                rows.extend(part);
-                for (k, n) in found {
-                    *counts.entry(k).or_default() += n;
-                }
-            }
-            Ok::<_, ServiceError>(())
-        })?;
-        spent.encode += encoding.elapsed();
-        Ok((rows, counts))
+        let mut out = Vec::with_capacity(range.len());
+        for t in tasks {
+            out.extend(
+                t.await
+                    .map_err(|e| ServiceError::internal("a batch worker failed", e))?,
+            );
+        }
+        spent.evaluate += evaluating.elapsed();
+        Ok(out)
     }
 
     /// Awards a chunk's eligible decisions (one group-committed transaction, retried when the
@@ -794,6 +723,57 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// One student's lines in a batch (and, in an award batch, the decisions to award).
+fn evaluate_student(
+    batch: &BatchView,
+    versions: &[Arc<PolicyVersion>],
+    record: Option<&String>,
+    id: &str,
+) -> Evaluated {
+    let failed = |message: String| -> Evaluated {
+        let lines = versions
+            .iter()
+            .map(|v| BatchLine {
+                student_id: id.to_string(),
+                policy_id: v.meta.id.clone(),
+                version: None,
+                outcome: "error".into(),
+                reason_code: None,
+                award_id: None,
+                ledger_seq: None,
+                missing: Vec::new(),
+                error: Some(message.clone()),
+            })
+            .collect();
+        (lines, Vec::new())
+    };
+    let Some(text) = record else {
+        return failed("the record was deleted after the batch was asked for".into());
+    };
+    let student = match Student::from_json(text) {
+        Ok(s) => s,
+        Err(e) => return failed(format!("the stored record does not read: {e}")),
+    };
+    let every = batch.policy_ids.is_none();
+    let record: Arc<str> = Arc::from(text.as_str());
+    let prepared = Prepared::new(student);
+    with_evaluator(|ev| {
+        let mut lines = Vec::with_capacity(versions.len());
+        let mut eligible = Vec::new();
+        for v in versions {
+            if every && !v.meta.concerns(prepared.student()) {
+                continue;
+            }
+            let d = ev.evaluate(v, &prepared, batch.as_of);
+            lines.push(BatchLine::of(id, &d));
+            if batch.mode == BatchMode::Award && d.outcome == Outcome::Eligible {
+                eligible.push((d, v.clone(), record.clone()));
+            }
+        }
+        (lines, eligible)
+    })
 }
 
 /// Refuses a batch to anyone but the key that started it and admins.

@@ -470,3 +470,93 @@ async fn an_award_batch_survives_a_kill_on_sqlite() {
 async fn an_award_batch_survives_a_kill_on_postgres() {
     an_award_batch_survives_a_kill(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn a_batch_started_from_a_page_shows_its_progress_until_it_ends() {
+    let app = spawn_app_with(Backend::Sqlite, std::path::Path::new(RULES), |s| {
+        s.batch_chunk = 1
+    })
+    .await
+    .unwrap();
+    import(
+        &app,
+        (0..1500)
+            .map(|i| qualifying_student(&format!("P-{i:04}")))
+            .collect(),
+    )
+    .await;
+    let secret =
+        crate::helpers::new_key(&app.database_url, eligo::service::access::Role::Admin, None);
+    let (b, csrf) = crate::helpers::sign_in_browser(&app, &secret).await;
+    let res = b
+        .post(app.url("/batches"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("mode", "preview"),
+            ("policy_id", IMA),
+            ("as_of", "2024-06-01"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let page = res.url().path().to_string();
+    assert!(page.starts_with("/batches/"), "{page}");
+    // Running: the page asks the browser to reload it, and says how to stop that.
+    assert_eq!(res.headers()["refresh"], "2");
+    let text = res.text().await.unwrap();
+    assert!(text.contains("of 1500"), "{text}");
+    assert!(text.contains("?refresh=off"), "{text}");
+    let off = b
+        .get(app.url(&format!("{page}?refresh=off")))
+        .send()
+        .await
+        .unwrap();
+    assert!(off.headers().get("refresh").is_none());
+    assert!(off
+        .text()
+        .await
+        .unwrap()
+        .contains("Reload and keep reloading"));
+    // Ended: no more reloading; the results download as CSV.
+    let id = page.trim_start_matches("/batches/").to_string();
+    finished(&app.client, &app.address, &id).await;
+    let done = b.get(app.url(&page)).send().await.unwrap();
+    assert!(done.headers().get("refresh").is_none());
+    assert!(done.text().await.unwrap().contains("Check batch: done"));
+    let csv = b
+        .get(app.url(&format!("{page}/results.csv")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    assert!(
+        csv.starts_with("student_id,policy_id,version,outcome"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 1501);
+    // A counselor may check a class from the page, but not award it.
+    let counselor = crate::helpers::new_key(
+        &app.database_url,
+        eligo::service::access::Role::Counselor,
+        None,
+    );
+    let (c, csrf) = crate::helpers::sign_in_browser(&app, &counselor).await;
+    let refused = c
+        .post(app.url("/batches"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("mode", "award"),
+            ("policy_id", IMA),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("may not start award batches"));
+}
