@@ -21,6 +21,8 @@ pub struct AwardsParams {
     pub group_by: Option<AwardsGroupBy>,
     /// Only the decisions about students of this school (as the record said then).
     pub school_id: Option<String>,
+    /// Only the decisions about students with this endorsement area on record (then).
+    pub area: Option<String>,
     /// Decisions recorded on or after this date (YYYY-MM-DD) or time (RFC 3339).
     pub from: Option<String>,
     /// Decisions recorded on or before this date (YYYY-MM-DD), or before this time (RFC 3339).
@@ -89,6 +91,7 @@ pub async fn awards_report(
                 to: p.to,
             },
             p.school_id,
+            p.area,
         )
         .await?;
     if super::body::accepts(&req, "text/csv") {

@@ -116,13 +116,19 @@ async fn reports(
             },
         )
         .await;
+    // The awards beside the cohort are those of the same pathway (and school).
+    let area = Some(Filters::non_empty(&f.area).unwrap_or_else(|| {
+        EndorsementArea::ManufacturingEngineeringTechnologyTrades
+            .as_str()
+            .into()
+    }));
     let awards = state
         .service
-        .awards_report(caller, award_group, period.clone(), school.clone())
+        .awards_report(caller, award_group, period.clone(), school.clone(), area)
         .await;
     let burn = state
         .service
-        .awards_report(caller, AwardsGroupBy::Month, period, school)
+        .awards_report(caller, AwardsGroupBy::Month, period, school, None)
         .await;
     let budget = state.service.budget_report(caller, None).await;
     let field = |e: crate::service::ServiceError| -> Result<(&'static str, String), PageError> {
@@ -404,27 +410,34 @@ fn budget_lines(b: &BudgetReport) -> Vec<BudgetLine> {
 }
 
 fn burn(a: &AwardsReport) -> Burn {
-    let mut cumulative = 0i64;
+    // A suppressed month (a school's few awards) leaves the running total unknown from then on.
+    let mut cumulative = Some(0i64);
     let mut rows = Vec::new();
     let mut items = Vec::new();
     for r in &a.rows {
         let net = match r.net_cents {
-            crate::service::reports::Cents::Value(c) => c,
-            crate::service::reports::Cents::Suppressed => 0,
+            crate::service::reports::Cents::Value(c) => Some(c),
+            crate::service::reports::Cents::Suppressed => None,
         };
-        cumulative += net;
+        cumulative = cumulative.zip(net).map(|(c, n)| c + n);
+        let shown = |v: Option<i64>| v.map_or_else(|| "suppressed".to_string(), dollars);
         rows.push(BurnRow {
             month: r.group.clone(),
-            net: dollars(net),
-            cumulative: dollars(cumulative),
+            net: shown(net),
+            cumulative: shown(cumulative),
         });
-        items.push((r.group.clone(), cumulative));
+        items.push((r.group.clone(), cumulative, shown(cumulative)));
     }
-    let most = items.iter().map(|(_, c)| *c).max().unwrap_or(0).max(0) as u64;
+    let most = items
+        .iter()
+        .filter_map(|(_, c, _)| *c)
+        .max()
+        .unwrap_or(0)
+        .max(0) as u64;
     let bars = bars(
         &items
-            .iter()
-            .map(|(m, c)| (m.clone(), Some((*c).max(0) as u64), dollars(*c)))
+            .into_iter()
+            .map(|(m, c, text)| (m, c.map(|c| c.max(0) as u64), text))
             .collect::<Vec<_>>(),
         most,
     );

@@ -78,7 +78,7 @@ impl Cell {
 
     /// A count out of `of` students: suppressed also when the rest (`of - n`) is small, since
     /// both are shown or derivable.
-    fn out_of(n: u64, of: u64, below: u64) -> Self {
+    pub(crate) fn out_of(n: u64, of: u64, below: u64) -> Self {
         match (Self::new(n, below), Self::new(of.saturating_sub(n), below)) {
             (Self::Count(_), Self::Count(_)) => Self::Count(n),
             _ => Self::Suppressed,

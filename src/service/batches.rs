@@ -26,8 +26,14 @@ use crate::policy::{Decision, Outcome, PolicyVersion, Prepared, Student};
 use crate::store::awards::{AwardJob, AwardOutcome, RecordedAward};
 use crate::store::batches::{BatchRow, Claimed, NewBatch, Progress};
 
-/// A runner that has not renewed its lease for this long is taken to have stopped.
-pub const LEASE: Duration = Duration::from_secs(3);
+/// A runner that has not renewed its lease for this long is taken to have stopped. Runners
+/// renew every [`RENEW`] whatever a chunk costs; the margin covers a busy machine and clocks
+/// a little apart between instances.
+pub const LEASE: Duration = Duration::from_secs(5);
+/// How often a working runner renews its lease.
+const RENEW: Duration = Duration::from_secs(1);
+/// Failures of the database in a row after which a batch is given up as `failed`.
+const ATTEMPTS: u32 = 3;
 /// How often an idle runner looks for queued (or abandoned) batches.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Most students one batch may cover (the list is frozen in the batch's row).
@@ -259,7 +265,10 @@ type Evaluated = (
 /// Where a batch's time went.
 #[derive(Debug, Default, Clone, Copy)]
 struct Timings {
+    /// Reading the records (beside the previous chunk's evaluation) ...
     read: Duration,
+    /// ... and how long the work waited for them.
+    read_waited: Duration,
     evaluate: Duration,
     award: Duration,
     /// Encoding and writing the results (beside the next chunk's evaluation).
@@ -471,6 +480,9 @@ impl Service {
     /// Works through queued batches, and those whose runner stopped, until the runtime stops.
     pub async fn run_batches(self) {
         let runner = uuid::Uuid::new_v4().to_string();
+        // Database failures in a row, by batch: a passing one (the database restarting, a lock
+        // held too long) leaves the batch to be taken up again once its lease runs out.
+        let mut failures: HashMap<String, u32> = HashMap::new();
         loop {
             let store = self.store().clone();
             let me = runner.clone();
@@ -488,7 +500,19 @@ impl Service {
                     let worked = self.work(&runner, batch).await;
                     self.batches_running
                         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                    if let Err(e) = worked {
+                    let Err(e) = worked else {
+                        failures.remove(&id);
+                        continue;
+                    };
+                    let tries = failures.entry(id.clone()).or_default();
+                    *tries += 1;
+                    if is_passing(&e) && *tries < ATTEMPTS {
+                        tracing::warn!(batch = %id, error = %e.chain(), attempt = *tries,
+                            "batch interrupted by the database; it resumes when its lease runs out");
+                        continue;
+                    }
+                    failures.remove(&id);
+                    {
                         tracing::error!(batch = %id, error = %e.chain(), "batch failed");
                         let store = self.store().clone();
                         let (me, message) = (runner.clone(), e.to_string());
@@ -524,6 +548,28 @@ impl Service {
         tracing::info!(batch = %view.batch_id, total = ids.len(), from = done, "batch running");
         let started = std::time::Instant::now();
         let mut spent = Timings::default();
+        // The lease is renewed on its own clock, however long a chunk takes.
+        let renewing = {
+            let (store, id, me) = (
+                self.store().clone(),
+                view.batch_id.clone(),
+                runner.to_string(),
+            );
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(RENEW).await;
+                    let (store, id, me) = (store.clone(), id.clone(), me.clone());
+                    match blocking(move || Ok(store.renew_batch(&id, &me)?)).await {
+                        Ok(Progress::Running) => {}
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e.chain(), "cannot renew a batch's lease")
+                        }
+                    }
+                }
+            })
+        };
+        let _stop_renewing = AbortOnDrop(renewing);
         type Commit = tokio::task::JoinHandle<Result<(Progress, Duration), ServiceError>>;
         let mut writing: Option<Commit> = None;
         let stop = |progress: Progress| match progress {
@@ -537,10 +583,33 @@ impl Service {
                 true
             }
         };
+        // The next chunk's records are read while this one is evaluated.
+        let read = |range: std::ops::Range<usize>| {
+            let (store, ids) = (self.store().clone(), ids.clone());
+            tokio::task::spawn_blocking(move || {
+                let t = std::time::Instant::now();
+                let records: HashMap<String, String> =
+                    store.student_records_of(&ids[range])?.into_iter().collect();
+                Ok::<_, ServiceError>((Arc::new(records), t.elapsed()))
+            })
+        };
+        let mut reading = Some(read(done..(done + self.batch_chunk).min(ids.len())));
         while done < ids.len() {
             let end = (done + self.batch_chunk).min(ids.len());
+            let waited = std::time::Instant::now();
+            let (records, took) = match reading.take() {
+                Some(r) => r
+                    .await
+                    .map_err(|e| ServiceError::internal("a batch read failed", e))??,
+                None => return Err(ServiceError::invariant("a batch chunk was not read")),
+            };
+            spent.read += took;
+            spent.read_waited += waited.elapsed();
+            if end < ids.len() {
+                reading = Some(read(end..(end + self.batch_chunk).min(ids.len())));
+            }
             let mut evaluated = self
-                .evaluate_chunk(&view, &ids, done..end, &mut spent)
+                .evaluate_chunk(&view, &ids, done..end, records, &mut spent)
                 .await?;
             if let Some(w) = writing.take() {
                 let (progress, took) = w
@@ -552,6 +621,26 @@ impl Service {
                 }
             }
             if view.mode == BatchMode::Award {
+                // Just before awarding: still this runner's, not cancelled, and the key that
+                // started it still in force.
+                let (store, id, me) = (
+                    self.store().clone(),
+                    view.batch_id.clone(),
+                    runner.to_string(),
+                );
+                let key = view.started_by.clone();
+                let (progress, key_in_force) =
+                    blocking(move || Ok((store.renew_batch(&id, &me)?, store.key_in_force(&key)?)))
+                        .await?;
+                if stop(progress) {
+                    return Ok(());
+                }
+                if !key_in_force {
+                    return Err(ServiceError::Forbidden(
+                        "the key that started this batch was revoked; nothing more is awarded"
+                            .into(),
+                    ));
+                }
                 let (service, view_c, ids_c) = (self.clone(), view.clone(), ids.clone());
                 let awarding = std::time::Instant::now();
                 evaluated = blocking(move || {
@@ -602,15 +691,16 @@ impl Service {
             batch = %view.batch_id,
             ms = started.elapsed().as_millis() as u64,
             read_ms = spent.read.as_millis() as u64,
+            read_waited_ms = spent.read_waited.as_millis() as u64,
             evaluate_ms = spent.evaluate.as_millis() as u64,
             award_ms = spent.award.as_millis() as u64,
             write_ms = spent.write.as_millis() as u64,
-            "batch done (write overlaps the next chunk)"
+            "batch done (reads and writes overlap evaluation)"
         );
         Ok(())
     }
 
-    /// Reads a chunk's records and evaluates them on every core: one task per core on the
+    /// Evaluates a chunk's records on every core: one task per core on the
     /// blocking pool, whose threads live on, and with them their compiled policies (a thread of
     /// its own per chunk would compile every policy again for every chunk).
     async fn evaluate_chunk(
@@ -618,15 +708,9 @@ impl Service {
         batch: &Arc<BatchView>,
         ids: &Arc<Vec<String>>,
         range: std::ops::Range<usize>,
+        records: Arc<HashMap<String, String>>,
         spent: &mut Timings,
     ) -> Result<Vec<Evaluated>, ServiceError> {
-        let reading = std::time::Instant::now();
-        let (store, ids_c, r) = (self.store().clone(), ids.clone(), range.clone());
-        let records: Arc<HashMap<String, String>> = Arc::new(
-            blocking(move || Ok(store.student_records_of(&ids_c[r])?.into_iter().collect()))
-                .await?,
-        );
-        spent.read += reading.elapsed();
         let evaluating = std::time::Instant::now();
         let registry = self.registry();
         let versions: Arc<Vec<Arc<PolicyVersion>>> = Arc::new(match &batch.policy_ids {
@@ -710,16 +794,24 @@ impl Service {
             }
         }
         for ((i, line), result) in at.into_iter().zip(outcome?) {
-            let recorded = match result? {
-                AwardOutcome::Recorded(r) | AwardOutcome::Replayed(r) => r,
-                AwardOutcome::KeyReused => {
-                    return Err(ServiceError::invariant(
-                        "a batch's idempotency key was used for another request",
-                    ))
-                }
-            };
             let l = &mut evaluated[i].0[line];
-            *l = l.clone().recorded(&recorded);
+            match result {
+                Ok(AwardOutcome::Recorded(r) | AwardOutcome::Replayed(r)) => {
+                    *l = l.clone().recorded(&r)
+                }
+                // One award that could not be recorded is that student's line, not the batch's
+                // end: the others stand, and the line says why this one did not.
+                Ok(AwardOutcome::KeyReused) => {
+                    l.outcome = "error".into();
+                    l.error =
+                        Some("this award's idempotency key was used for another request".into());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, student = %l.student_id, "a batch award failed");
+                    l.outcome = "error".into();
+                    l.error = Some(format!("the award could not be recorded: {e}"));
+                }
+            }
         }
         Ok(())
     }
@@ -774,6 +866,34 @@ fn evaluate_student(
         }
         (lines, eligible)
     })
+}
+
+/// Aborts a task when dropped (the lease renewal ends with the work, however it ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Whether a batch's failure may pass: the database unreachable, or a transaction it aborted.
+fn is_passing(e: &ServiceError) -> bool {
+    match e {
+        ServiceError::Unavailable(_) => true,
+        ServiceError::Internal { .. } => {
+            let chain = e.chain();
+            [
+                "database is locked",
+                "deadlock detected",
+                "could not serialize",
+                "connection",
+            ]
+            .iter()
+            .any(|m| chain.contains(m))
+        }
+        _ => false,
+    }
 }
 
 /// Refuses a batch to anyone but the key that started it and admins.

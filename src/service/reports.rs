@@ -242,6 +242,8 @@ pub struct AwardsReport {
     pub group_by: AwardsGroupBy,
     /// Only the decisions about this school's students.
     pub school_id: Option<String>,
+    /// Only the decisions about students with this endorsement area on record.
+    pub area: Option<String>,
     /// The period, as asked (absent: from the first entry, to now).
     pub from: Option<String>,
     pub to: Option<String>,
@@ -340,13 +342,11 @@ impl AwardTally {
     }
 }
 
-/// The denials and their reasons add up: when one of them is hidden, all are.
+/// A row's counts add up to one another (students, granted and denied; the denials and their
+/// reasons; money and the counts it comes from): when one is hidden, all are.
 fn link_denials(cells: &mut [Cell]) {
-    let denial_cells = std::iter::once(2).chain(4..cells.len());
-    if denial_cells.clone().any(|i| cells[i].is_suppressed()) {
-        for i in denial_cells {
-            cells[i] = Cell::Suppressed;
-        }
+    if cells.iter().any(|c| c.is_suppressed()) {
+        cells.iter_mut().for_each(|c| *c = Cell::Suppressed);
     }
 }
 
@@ -360,14 +360,18 @@ fn credit_hours(award: &str) -> f64 {
 
 /// Sums ledger entries (and the records they were decided on) by group.
 ///
-/// With `school`, only the decisions about students of that school (as the record said).
+/// With `school` or `area`, only the decisions about students of that school or with that
+/// endorsement area on record (as the record said); then every grouping, and the total, is
+/// about a group of students and suppressed like one.
 pub fn awards_report(
     entries: &[(crate::store::reports::ReportEntry, Option<String>)],
     group_by: AwardsGroupBy,
     below: u64,
     school: Option<&str>,
+    area: Option<&str>,
 ) -> (Vec<AwardsRow>, AwardsRow) {
-    let below = if group_by.is_about_students() {
+    let narrowed = school.is_some() || area.is_some();
+    let below = if group_by.is_about_students() || narrowed {
         below
     } else {
         1
@@ -380,6 +384,15 @@ pub fn awards_report(
             record.as_deref().and_then(|r| serde_json::from_str(r).ok());
         if let Some(school) = school {
             if fields.as_ref().and_then(|f| f.school_id.as_deref()) != Some(school) {
+                continue;
+            }
+        }
+        if let Some(area) = area {
+            let listed = fields
+                .as_ref()
+                .and_then(|f| f.endorsements.as_ref())
+                .is_some_and(|list| list.iter().any(|e| e.area == area));
+            if !listed {
                 continue;
             }
         }
@@ -406,7 +419,7 @@ pub fn awards_report(
         .zip(&cells)
         .map(|((g, t), c)| t.row(g.clone(), c, &reasons))
         .collect();
-    let total_cells = total.cells(&reasons, 1);
+    let total_cells = total.cells(&reasons, if narrowed { below } else { 1 });
     let total = total.row("all".into(), &total_cells, &reasons);
     (rows, total)
 }
@@ -509,7 +522,7 @@ pub fn cohort_facts(
                         }
                     }
                 }
-                Err(_) => bad += per,
+                Err(_) => bad += 1,
             }
         }
     });
@@ -642,6 +655,16 @@ pub struct ProgressionQuery {
     pub group_by: Option<StudentGroupBy>,
 }
 
+fn bad_area(a: &str) -> ServiceError {
+    ServiceError::invalid(
+        "area",
+        format!(
+            "{a:?} is not an endorsement area; use one of {}",
+            EndorsementArea::ALL.map(|a| a.as_str()).join(", ")
+        ),
+    )
+}
+
 /// The policy ids a caller's awards report covers (every version, in effect or not).
 fn program_ids(registry: &Registry, caller: &Caller) -> Vec<String> {
     let mut ids: Vec<String> = registry
@@ -664,7 +687,13 @@ impl Service {
         group_by: AwardsGroupBy,
         period: Period,
         school_id: Option<String>,
+        area: Option<String>,
     ) -> Result<AwardsReport, ServiceError> {
+        if let Some(a) = &area {
+            if EndorsementArea::parse(a).is_none() {
+                return Err(bad_area(a));
+            }
+        }
         let (from, to) = period.bounds()?;
         let ids = program_ids(&self.registry(), caller);
         let store = self.store().clone();
@@ -674,12 +703,19 @@ impl Service {
                 &ids,
                 from.as_deref(),
                 to.as_deref(),
-                group_by.is_about_students() || school_id.is_some(),
+                group_by.is_about_students() || school_id.is_some() || area.is_some(),
             )?;
-            let (rows, total) = awards_report(&entries, group_by, below, school_id.as_deref());
+            let (rows, total) = awards_report(
+                &entries,
+                group_by,
+                below,
+                school_id.as_deref(),
+                area.as_deref(),
+            );
             Ok(AwardsReport {
                 group_by,
                 school_id,
+                area,
                 from: period.from,
                 to: period.to,
                 policy_ids: ids,
@@ -736,10 +772,13 @@ impl Service {
                 evaluate_ms = (started.elapsed() - loaded).as_millis() as u64,
                 "cohort evaluated"
             );
+            // Never expected (records are validated when stored); one that does not read is
+            // left out of the reports, and said so, rather than taking every report down.
             if bad > 0 {
-                return Err(ServiceError::invariant(format!(
-                    "{bad} stored records do not read"
-                )));
+                tracing::error!(
+                    records = bad,
+                    "stored records do not read; the reports leave them out"
+                );
             }
             Ok(Arc::new(CohortFacts {
                 key,
@@ -805,15 +844,7 @@ impl Service {
         let as_of = q.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
         let area = match &q.area {
             None => EndorsementArea::ManufacturingEngineeringTechnologyTrades,
-            Some(a) => EndorsementArea::parse(a).ok_or_else(|| {
-                ServiceError::invalid(
-                    "area",
-                    format!(
-                        "{a:?} is not an endorsement area; use one of {}",
-                        EndorsementArea::ALL.map(|a| a.as_str()).join(", ")
-                    ),
-                )
-            })?,
+            Some(a) => EndorsementArea::parse(a).ok_or_else(|| bad_area(a))?,
         };
         let cohort = self.cohort(as_of).await?;
         let requirement_index = cohort
@@ -921,9 +952,10 @@ impl Service {
         };
         let cells_of = |n: u64, counts: &[(u64, u64)]| -> Vec<Cell> {
             let mut cells = vec![Cell::new(n, below)];
+            // Out of the group's students: a count whose complement is small is hidden too.
             for (reached, through) in counts {
-                cells.push(Cell::new(*reached, below));
-                cells.push(Cell::new(*through, below));
+                cells.push(Cell::out_of(*reached, n, below));
+                cells.push(Cell::out_of(*through, n, below));
             }
             if n > 0 && n < below {
                 cells.iter_mut().for_each(|c| *c = Cell::Suppressed);

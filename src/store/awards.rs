@@ -578,8 +578,12 @@ impl Store {
     /// Deletes idempotency keys recorded before `cutoff` (RFC 3339); returns how many.
     pub fn sweep_idempotency(&self, cutoff: &str) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
+        // A batch's keys are kept: they are what lets a batch resumed at any later time replay
+        // the awards it made instead of making them again (one row per award, like `awards`).
         Ok(with_conn!(&mut *conn, |c| diesel::delete(
-            idempotency::table.filter(idempotency::created_at.lt(cutoff))
+            idempotency::table
+                .filter(idempotency::created_at.lt(cutoff))
+                .filter(idempotency::idempotency_key.not_like("batch:%"))
         )
         .execute(c))?)
     }

@@ -187,11 +187,22 @@ impl Store {
         let now = now_text();
         let mut conn = self.conn()?;
         with_conn!(&mut *conn, |c| c.write_tx(|c| {
-            let (state, holder): (String, Option<String>) = batches::table
-                .find(batch_id)
-                .select((batches::state, batches::runner))
-                .first(c)?;
-            if holder.as_deref() != Some(runner) || !["running", "cancelled"].contains(&&*state) {
+            // The guarded update first: it locks the row (PostgreSQL) and tells whether this
+            // runner still holds the batch, before anything is written.
+            let held = diesel::update(
+                batches::table
+                    .find(batch_id)
+                    .filter(batches::runner.eq(runner))
+                    .filter(batches::state.eq_any(["running", "cancelled"])),
+            )
+            .set((
+                batches::done.eq(done),
+                batches::counts.eq(counts),
+                batches::heartbeat_at.eq(&now),
+                batches::updated_at.eq(&now),
+            ))
+            .execute(c)?;
+            if held == 0 {
                 return Ok(Progress::Lost);
             }
             for rows in results.chunks(INSERT_ROWS) {
@@ -210,14 +221,38 @@ impl Store {
                     .on_conflict_do_nothing()
                     .execute(c)?;
             }
-            diesel::update(batches::table.find(batch_id))
-                .set((
-                    batches::done.eq(done),
-                    batches::counts.eq(counts),
-                    batches::heartbeat_at.eq(&now),
-                    batches::updated_at.eq(&now),
-                ))
-                .execute(c)?;
+            let state: String = batches::table
+                .find(batch_id)
+                .select(batches::state)
+                .first(c)?;
+            Ok::<_, StoreError>(if state == "cancelled" {
+                Progress::Cancelled
+            } else {
+                Progress::Running
+            })
+        }))
+    }
+
+    /// Renews `runner`'s lease on a batch and says whether to go on.
+    pub fn renew_batch(&self, batch_id: &str, runner: &str) -> Result<Progress, StoreError> {
+        let now = now_text();
+        let mut conn = self.conn()?;
+        with_conn!(&mut *conn, |c| c.write_tx(|c| {
+            let held = diesel::update(
+                batches::table
+                    .find(batch_id)
+                    .filter(batches::runner.eq(runner))
+                    .filter(batches::state.eq_any(["running", "cancelled"])),
+            )
+            .set(batches::heartbeat_at.eq(&now))
+            .execute(c)?;
+            if held == 0 {
+                return Ok(Progress::Lost);
+            }
+            let state: String = batches::table
+                .find(batch_id)
+                .select(batches::state)
+                .first(c)?;
             Ok::<_, StoreError>(if state == "cancelled" {
                 Progress::Cancelled
             } else {

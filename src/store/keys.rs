@@ -69,6 +69,17 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// Whether the key exists and is not revoked.
+    pub fn key_in_force(&self, key_id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let revoked: Option<Option<String>> = with_conn!(&mut *conn, |c| api_keys::table
+            .find(key_id)
+            .select(api_keys::revoked_at)
+            .first(c)
+            .optional())?;
+        Ok(matches!(revoked, Some(None)))
+    }
+
     pub fn count_keys(&self) -> Result<i64, StoreError> {
         let mut conn = self.conn()?;
         Ok(with_conn!(&mut *conn, |c| api_keys::table

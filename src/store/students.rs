@@ -88,12 +88,9 @@ impl Store {
                 new.dedup();
                 created += new.len();
                 // Later copies of a record win, as they would one by one: keep the last.
-                let mut last: Vec<&(&str, Option<&str>, String)> = Vec::with_capacity(part.len());
-                for row in part.iter().rev() {
-                    if !last.iter().any(|r| r.0 == row.0) {
-                        last.push(row);
-                    }
-                }
+                let mut seen = std::collections::HashSet::with_capacity(part.len());
+                let last: Vec<&(&str, Option<&str>, String)> =
+                    part.iter().rev().filter(|r| seen.insert(r.0)).collect();
                 let values: Vec<_> = last
                     .iter()
                     .map(|(id, school, record)| {

@@ -179,6 +179,10 @@ crate::on_both_backends! {
         let entry = app.get_json(&format!("/v1/ledger?student_id=A-1&policy_id={IMA}")).await;
         assert_eq!(entry["items"][0]["request_id"], format!("batch:{id}"));
         assert_eq!(entry["items"][0]["key_id"], done["started_by"]);
+        // The sweep of old idempotency keys keeps a batch's: a batch resumed at any later time
+        // must find the awards it made.
+        let store = eligo::store::Store::open(&app.database_url, 1).unwrap();
+        assert_eq!(store.sweep_idempotency("9999-01-01T00:00:00Z").unwrap(), 1, "only the single award's key");
     }
 }
 
