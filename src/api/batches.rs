@@ -8,8 +8,9 @@ use crate::service::batches::{BatchLine, BatchRequest, BatchView};
 use crate::service::ledger::csv_cell;
 use crate::service::Service;
 
-/// Students' results read per database round trip while streaming.
-const RESULT_PAGE: i64 = 2000;
+/// Chunks of results read per database round trip while streaming (a chunk is up to
+/// `ELIGO_BATCH_CHUNK` students' lines).
+const RESULT_PAGE: i64 = 2;
 
 /// Start a batch: preview or award a set of students (`"all"`, `{"school_id": ...}` or a list of
 /// ids, frozen now) against policies on `as_of`. Answers `202` at once with the batch's id
@@ -132,8 +133,12 @@ pub fn results_response(service: Service, batch_id: String, csv: bool) -> HttpRe
                 return None;
             }
             match service.batch_results(id.clone(), after, RESULT_PAGE).await {
-                Ok((lines, Some(last))) => {
-                    let body = encode(&lines, csv);
+                Ok((text, Some(last))) => {
+                    let body = if csv {
+                        to_csv(&text)
+                    } else {
+                        Ok(text.into_bytes())
+                    };
                     let out = body.map(web::Bytes::from).map_err(|e| {
                         actix_web::error::ErrorInternalServerError(format!("encoding results: {e}"))
                     });
@@ -161,23 +166,16 @@ pub fn results_response(service: Service, batch_id: String, csv: bool) -> HttpRe
         .streaming(stream)
 }
 
-fn encode(lines: &[BatchLine], csv: bool) -> Result<Vec<u8>, String> {
-    if csv {
-        let mut w = csv::Writer::from_writer(Vec::with_capacity(lines.len() * 80));
-        for l in lines {
-            let mut record = l.csv_record();
-            for cell in [0, 1, 5, 7, 8] {
-                record[cell] = csv_cell(&record[cell]);
-            }
-            w.write_record(record).map_err(|e| e.to_string())?;
+/// Stored NDJSON lines as CSV rows (text cells that a spreadsheet would run are neutralised).
+fn to_csv(ndjson: &str) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::with_capacity(ndjson.len() / 2));
+    for line in ndjson.lines().filter(|l| !l.is_empty()) {
+        let l: BatchLine = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let mut record = l.csv_record();
+        for cell in [0, 1, 5, 7, 8] {
+            record[cell] = csv_cell(&record[cell]);
         }
-        w.into_inner().map_err(|e| e.to_string())
-    } else {
-        let mut body = Vec::with_capacity(lines.len() * 120);
-        for l in lines {
-            serde_json::to_writer(&mut body, l).map_err(|e| e.to_string())?;
-            body.push(b'\n');
-        }
-        Ok(body)
+        w.write_record(record).map_err(|e| e.to_string())?;
     }
+    w.into_inner().map_err(|e| e.to_string())
 }

@@ -365,11 +365,15 @@ fn budget_lines(b: &BudgetReport) -> Vec<BudgetLine> {
                 }
             };
             let (total, committed, waiting) = if money {
-                (p.total_cents, p.committed_cents, p.eligible_unawarded_cents)
+                (
+                    p.budget.total_cents,
+                    p.budget.committed_cents,
+                    p.eligible_unawarded_cents,
+                )
             } else {
                 (
-                    p.max_awards,
-                    p.committed_awards,
+                    p.budget.max_awards,
+                    p.budget.committed_awards,
                     p.eligible_unawarded as i64,
                 )
             };
@@ -382,8 +386,8 @@ fn budget_lines(b: &BudgetReport) -> Vec<BudgetLine> {
             BudgetLine {
                 title: p.title.clone(),
                 total: total.map_or_else(|| "no limit set".into(), |t| fmt(t, t)),
-                committed: fmt(p.committed_cents, p.committed_awards),
-                remaining: match (p.remaining_cents, p.remaining_awards) {
+                committed: fmt(p.budget.committed_cents, p.budget.committed_awards),
+                remaining: match (p.budget.remaining_cents, p.budget.remaining_awards) {
                     (Some(c), _) if money => dollars(c),
                     (_, Some(a)) => format!("{a} awards"),
                     _ => "no limit".into(),

@@ -613,17 +613,13 @@ pub struct ProgressionReport {
 /// One program's budget and what the students eligible today would cost.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BudgetRow {
-    pub policy_id: String,
+    /// The program's budget as `GET /v1/policies/{id}/budget` shows it.
+    #[serde(flatten)]
+    pub budget: super::awards::BudgetView,
     pub title: String,
     pub sponsor: String,
     /// `scholarship` or `tuition_waiver`.
     pub award_kind: String,
-    pub total_cents: Option<i64>,
-    pub max_awards: Option<i64>,
-    pub committed_cents: i64,
-    pub committed_awards: i64,
-    pub remaining_cents: Option<i64>,
-    pub remaining_awards: Option<i64>,
     /// Students eligible on `as_of` with no award of this program yet.
     pub eligible_unawarded: u64,
     /// What awarding them all would cost: cents (scholarships) ...
@@ -1088,16 +1084,10 @@ impl Service {
                 Some(_) => "unused",
             };
             rows.push(BudgetRow {
-                policy_id: v.meta.id.clone(),
+                budget: view,
                 title: v.meta.title.clone(),
                 sponsor: v.meta.sponsor.clone(),
                 award_kind: kind.into(),
-                total_cents: view.total_cents,
-                max_awards: view.max_awards,
-                committed_cents: view.committed_cents,
-                committed_awards: view.committed_awards,
-                remaining_cents: view.remaining_cents,
-                remaining_awards: view.remaining_awards,
                 eligible_unawarded: waiting,
                 eligible_unawarded_cents: cents,
                 eligible_unawarded_credit_hours: hours,
@@ -1216,17 +1206,18 @@ impl BudgetReport {
             .programs
             .iter()
             .map(|p| {
+                let b = &p.budget;
                 vec![
-                    p.policy_id.clone(),
+                    b.policy_id.clone(),
                     p.title.clone(),
                     p.sponsor.clone(),
                     p.award_kind.clone(),
-                    opt(p.total_cents),
-                    opt(p.max_awards),
-                    p.committed_cents.to_string(),
-                    p.committed_awards.to_string(),
-                    opt(p.remaining_cents),
-                    opt(p.remaining_awards),
+                    opt(b.total_cents),
+                    opt(b.max_awards),
+                    b.committed_cents.to_string(),
+                    b.committed_awards.to_string(),
+                    opt(b.remaining_cents),
+                    opt(b.remaining_awards),
                     p.eligible_unawarded.to_string(),
                     p.eligible_unawarded_cents.to_string(),
                     p.eligible_unawarded_credit_hours.to_string(),

@@ -1,5 +1,5 @@
 //! Cohort batches: the batch rows (what was asked, state, progress) and their results, one row
-//! per student. A batch is worked by one process at a time under a lease (`runner`,
+//! per committed chunk. A batch is worked by one process at a time under a lease (`runner`,
 //! `heartbeat_at`): a runner that stops renewing it (killed, cut off) loses the batch to the
 //! next process that looks, which resumes after the last committed chunk.
 
@@ -62,6 +62,17 @@ pub enum Progress {
     Cancelled,
     /// Another runner holds the batch now (this one was too slow to renew its lease): stop.
     Lost,
+}
+
+impl Progress {
+    /// What a runner that holds a batch in `state` should do.
+    fn of_held(state: &str) -> Self {
+        if state == "cancelled" {
+            Self::Cancelled
+        } else {
+            Self::Running
+        }
+    }
 }
 
 /// Rows per insert statement (SQLite allows 32,766 parameters per statement).
@@ -173,7 +184,7 @@ impl Store {
         }))
     }
 
-    /// Records one chunk's results (`(position, lines)`) and the progress after it, in one
+    /// Records one chunk's results (`(position, lines)` rows) and the progress after it, in one
     /// transaction, if `runner` still holds the batch. Results already recorded for a position
     /// (a chunk redone after a restart) are kept as they were.
     pub fn commit_chunk(
@@ -225,11 +236,7 @@ impl Store {
                 .find(batch_id)
                 .select(batches::state)
                 .first(c)?;
-            Ok::<_, StoreError>(if state == "cancelled" {
-                Progress::Cancelled
-            } else {
-                Progress::Running
-            })
+            Ok::<_, StoreError>(Progress::of_held(&state))
         }))
     }
 
@@ -253,11 +260,7 @@ impl Store {
                 .find(batch_id)
                 .select(batches::state)
                 .first(c)?;
-            Ok::<_, StoreError>(if state == "cancelled" {
-                Progress::Cancelled
-            } else {
-                Progress::Running
-            })
+            Ok::<_, StoreError>(Progress::of_held(&state))
         }))
     }
 

@@ -20,8 +20,8 @@ CREATE TABLE batches (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX batches_state ON batches (state);
--- One row per student of a batch: that student's result lines (JSON array), written with the
--- chunk's progress in one transaction.
+-- One row per committed chunk of a batch (`position`: the chunk's first student): its result
+-- lines as NDJSON, written with the chunk's progress in one transaction.
 CREATE TABLE batch_results (
     batch_id TEXT NOT NULL REFERENCES batches (batch_id),
     position INTEGER NOT NULL,
