@@ -496,6 +496,10 @@ impl Service {
                     let worked = self.work(&runner, batch).await;
                     self.batches_running
                         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                    self.batch_ended.store(
+                        chrono::Utc::now().timestamp_millis(),
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     let Err(e) = worked else {
                         failures.remove(&id);
                         continue;
@@ -579,12 +583,21 @@ impl Service {
             }
         };
         // The next chunk's records are read while this one is evaluated.
+        // A batch of every student reads each chunk as one stretch of the key (its ids are in
+        // order); others look their students up (a school's are spread over the whole key).
+        let stretch = matches!(view.students, StudentSelection::All(_));
         let read = |range: std::ops::Range<usize>| {
             let (store, ids) = (self.store().clone(), ids.clone());
             tokio::task::spawn_blocking(move || {
                 let t = std::time::Instant::now();
-                let records: HashMap<String, String> =
-                    store.student_records_of(&ids[range])?.into_iter().collect();
+                let part = &ids[range];
+                let rows = match (stretch, part.first(), part.last()) {
+                    (true, Some(first), Some(last)) => {
+                        store.student_records_between(first, last)?
+                    }
+                    _ => store.student_records_of(part)?,
+                };
+                let records: HashMap<String, String> = rows.into_iter().collect();
                 Ok::<_, ServiceError>((Arc::new(records), t.elapsed()))
             })
         };

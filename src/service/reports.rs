@@ -792,15 +792,19 @@ impl Service {
     /// Keeps the cohort's evaluation current in the background, so a report after a change of
     /// the records does not wait for it: once a second, when the records or the policies have
     /// changed and then stayed unchanged for a second, and no batch of this process is running
-    /// (batches come first), evaluates again for the date last asked for (at first, today).
+    /// or ended in the last two seconds (batches come first, and often come in a row),
+    /// evaluates again for the date last asked for (at first, today).
     pub async fn keep_cohort_warm(self) {
         let mut last_seen: Option<i64> = None;
         loop {
             tokio::time::sleep(WARM_POLL).await;
+            let since_batch = chrono::Utc::now().timestamp_millis()
+                - self.batch_ended.load(std::sync::atomic::Ordering::Relaxed);
             if self
                 .batches_running
                 .load(std::sync::atomic::Ordering::Relaxed)
                 > 0
+                || since_batch < 2 * WARM_POLL.as_millis() as i64
             {
                 continue;
             }

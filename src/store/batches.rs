@@ -334,6 +334,21 @@ impl Store {
         })?)
     }
 
+    /// The stored records (JSON text) with ids from `first` to `last`, as `(id, record)`: one
+    /// range scan of the key, cheaper than looking up each id of a stretch of the whole cohort.
+    pub fn student_records_between(
+        &self,
+        first: &str,
+        last: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(with_conn!(&mut *conn, |c| students::table
+            .filter(students::student_id.ge(first))
+            .filter(students::student_id.le(last))
+            .select((students::student_id, students::record))
+            .load(c))?)
+    }
+
     /// The stored records (JSON text) of `ids` that exist, as `(id, record)`, in no set order.
     pub fn student_records_of(&self, ids: &[String]) -> Result<Vec<(String, String)>, StoreError> {
         let mut conn = self.conn()?;
