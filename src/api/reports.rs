@@ -8,6 +8,7 @@ use utoipa::IntoParams;
 
 use super::error::{ApiError, Problem};
 use super::AppState;
+use crate::policy::student::EndorsementArea;
 use crate::service::reports::{
     AwardsGroupBy, AwardsReport, BudgetReport, Period, ProgressionQuery, ProgressionReport,
     StudentGroupBy,
@@ -22,10 +23,13 @@ pub struct AwardsParams {
     /// Only the decisions about students of this school (as the record said then).
     pub school_id: Option<String>,
     /// Only the decisions about students with this endorsement area on record (then).
-    pub area: Option<String>,
-    /// Decisions recorded on or after this date (YYYY-MM-DD) or time (RFC 3339).
+    pub area: Option<EndorsementArea>,
+    /// Decisions recorded on or after this date (UTC), YYYY-MM-DD.
+    #[param(value_type = Option<String>, format = Date)]
     pub from: Option<String>,
-    /// Decisions recorded on or before this date (YYYY-MM-DD), or before this time (RFC 3339).
+    /// Decisions recorded on or before this date (UTC), YYYY-MM-DD; before `from`: an empty
+    /// period.
+    #[param(value_type = Option<String>, format = Date)]
     pub to: Option<String>,
 }
 
@@ -36,7 +40,7 @@ pub struct ProgressionParams {
     /// Only the students of this school.
     pub school_id: Option<String>,
     /// The endorsement area (default `manufacturing_engineering_technology_trades`).
-    pub area: Option<String>,
+    pub area: Option<EndorsementArea>,
     /// Evaluation date (default: today, UTC).
     #[param(value_type = Option<String>, format = Date)]
     pub as_of: Option<NaiveDate>,
@@ -91,7 +95,7 @@ pub async fn awards_report(
                 to: p.to,
             },
             p.school_id,
-            p.area,
+            p.area.map(|a| a.as_str().to_string()),
         )
         .await?;
     if super::body::accepts(&req, "text/csv") {
@@ -129,7 +133,7 @@ pub async fn progression_report(
             &caller,
             ProgressionQuery {
                 school_id: p.school_id,
-                area: p.area,
+                area: p.area.map(|a| a.as_str().to_string()),
                 as_of: p.as_of,
                 group_by: p.group_by,
             },

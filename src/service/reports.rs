@@ -181,7 +181,7 @@ fn groups_of(by: AwardsGroupBy, g: &GroupFields) -> Vec<String> {
     }
 }
 
-/// A period: dates (inclusive) or RFC 3339 times.
+/// A period: dates (UTC, both inclusive), as `YYYY-MM-DD` text.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Period {
     pub from: Option<String>,
@@ -189,32 +189,22 @@ pub struct Period {
 }
 
 impl Period {
-    /// The RFC 3339 bounds `[from, to)` on the ledger's times.
+    /// The RFC 3339 bounds `[from, to + 1 day)` on the ledger's times. A `to` before `from` is
+    /// an empty period, not an error.
     fn bounds(&self) -> Result<(Option<String>, Option<String>), ServiceError> {
         let bound = |field: &str, v: &Option<String>, end: bool| -> Result<_, ServiceError> {
             let Some(v) = v else { return Ok(None) };
-            if let Ok(d) = v.parse::<NaiveDate>() {
-                let d = if end { d.succ_opt().unwrap_or(d) } else { d };
-                let t = d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-                return Ok(Some(crate::store::timestamp_text(t)));
-            }
-            super::ledger::time_bound(v).map(Some).map_err(|_| {
-                ServiceError::invalid(
-                    field,
-                    format!("{field}: {v:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"),
-                )
-            })
+            let d = v.parse::<NaiveDate>().map_err(|_| {
+                ServiceError::invalid(field, format!("{field}: {v:?} is not a date (YYYY-MM-DD)"))
+            })?;
+            let d = if end { d.succ_opt().unwrap_or(d) } else { d };
+            let t = d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+            Ok(Some(crate::store::timestamp_text(t)))
         };
-        let (from, to) = (
+        Ok((
             bound("from", &self.from, false)?,
             bound("to", &self.to, true)?,
-        );
-        if let (Some(f), Some(t)) = (&from, &to) {
-            if f >= t {
-                return Err(ServiceError::invalid("to", "to must not be before from"));
-            }
-        }
-        Ok((from, to))
+        ))
     }
 }
 

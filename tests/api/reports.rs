@@ -208,7 +208,7 @@ async fn the_awards_report_counts_by_program_and_suppresses_small_groups_of_stud
         .send()
         .await
         .unwrap();
-    problem(res, 422).await;
+    problem(res, 400).await;
 
     let res = app
         .client
@@ -366,7 +366,7 @@ async fn the_progression_report_follows_the_pathway_in_order() {
         .send()
         .await
         .unwrap();
-    let p = problem(res, 422).await;
+    let p = problem(res, 400).await;
     assert!(
         p["detail"]
             .as_str()
