@@ -44,7 +44,7 @@ pub struct Settings {
     pub suppress_below: u64,
     /// Students a batch works through per committed step: its progress, and how much a
     /// restart redoes.
-    #[arg(long, env = "ELIGO_BATCH_CHUNK", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, env = "ELIGO_BATCH_CHUNK", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub batch_chunk: u64,
 }
 
@@ -62,7 +62,7 @@ impl Settings {
             db_connections: 8,
             secure_cookies: false,
             suppress_below: 10,
-            batch_chunk: 1000,
+            batch_chunk: 5000,
         }
     }
 }
