@@ -496,10 +496,6 @@ impl Service {
                     let worked = self.work(&runner, batch).await;
                     self.batches_running
                         .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                    self.batch_ended.store(
-                        chrono::Utc::now().timestamp_millis(),
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
                     let Err(e) = worked else {
                         failures.remove(&id);
                         continue;

@@ -143,9 +143,6 @@ pub struct Service {
     batch_wake: Arc<tokio::sync::Notify>,
     /// Batches this process is working on (the reports' background evaluation waits for them).
     batches_running: Arc<std::sync::atomic::AtomicUsize>,
-    /// When this process's last batch ended (Unix milliseconds): the background evaluation
-    /// also waits a little after one, since batches often come in a row.
-    batch_ended: Arc<std::sync::atomic::AtomicI64>,
     /// The cohort as the reports last evaluated it.
     cohort: Arc<tokio::sync::Mutex<Option<Arc<reports::CohortFacts>>>>,
     /// One reload of the policies at a time, so a slower reload never replaces a newer one.
@@ -245,7 +242,6 @@ impl Service {
             batch_chunk: settings.batch_chunk as usize,
             batch_wake: Default::default(),
             batches_running: Default::default(),
-            batch_ended: Default::default(),
             cohort: Default::default(),
             refresh: Default::default(),
             store,

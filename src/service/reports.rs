@@ -434,13 +434,16 @@ pub struct Facts {
 
 /// Every stored record's facts on `as_of`, for the policies in effect then, on every core.
 /// Records that do not read are skipped (and counted).
+///
+/// `stop` is asked now and then; when it says so, the evaluation is abandoned (None).
 pub fn cohort_facts(
     records: &[String],
     requirements: &[Arc<PolicyVersion>],
     incentives: &[Arc<PolicyVersion>],
     as_of: NaiveDate,
     threads: usize,
-) -> (Vec<Facts>, usize) {
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Option<(Vec<Facts>, usize)> {
     let criteria: Vec<Vec<&String>> = requirements
         .iter()
         .map(|r| r.meta.criteria.keys().collect())
@@ -495,16 +498,28 @@ pub fn cohort_facts(
     let per = records.len().div_ceil(threads).max(1);
     let mut out = Vec::with_capacity(records.len());
     let mut bad = 0;
+    let mut stopped = false;
     std::thread::scope(|s| {
         let handles: Vec<_> = records
             .chunks(per)
-            .map(|part| s.spawn(|| part.iter().map(one).collect::<Vec<_>>()))
+            .map(|part| {
+                s.spawn(|| {
+                    let mut done = Vec::with_capacity(part.len());
+                    for (i, r) in part.iter().enumerate() {
+                        if i % 512 == 0 && stop() {
+                            return None;
+                        }
+                        done.push(one(r));
+                    }
+                    Some(done)
+                })
+            })
             .collect();
         for h in handles {
             // A worker that panicked counts its records as unread rather than taking the
             // report down.
             match h.join() {
-                Ok(part) => {
+                Ok(Some(part)) => {
                     for f in part {
                         match f {
                             Some(f) => out.push(f),
@@ -512,11 +527,12 @@ pub fn cohort_facts(
                         }
                     }
                 }
+                Ok(None) => stopped = true,
                 Err(_) => bad += 1,
             }
         }
     });
-    (out, bad)
+    (!stopped).then_some((out, bad))
 }
 
 /// What a cohort evaluation was made from.
@@ -717,6 +733,18 @@ impl Service {
     /// used again until a stored record changes (whichever process changes it) or the policies
     /// in force do. One evaluation at a time: a request that finds one under way waits for it.
     pub async fn cohort(&self, as_of: NaiveDate) -> Result<Arc<CohortFacts>, ServiceError> {
+        self.cohort_unless_batches(as_of, false)
+            .await?
+            .ok_or_else(|| ServiceError::invariant("the cohort's evaluation was abandoned"))
+    }
+
+    /// [`Self::cohort`]; with `yield_to_batches`, abandoned (None) as soon as a batch of this
+    /// process starts: the background's evaluation never slows a batch down.
+    async fn cohort_unless_batches(
+        &self,
+        as_of: NaiveDate,
+        yield_to_batches: bool,
+    ) -> Result<Option<Arc<CohortFacts>>, ServiceError> {
         let registry = self.registry();
         // Read before the records: a write after this is seen as a newer generation next time.
         let store = self.store().clone();
@@ -728,9 +756,10 @@ impl Service {
         };
         let mut slot = self.cohort.lock().await;
         if let Some(kept) = slot.as_ref().filter(|c| c.key == key) {
-            return Ok(kept.clone());
+            return Ok(Some(kept.clone()));
         }
         let store = self.store().clone();
+        let running = self.batches_running.clone();
         let computed = blocking(move || {
             let requirements: Vec<Arc<PolicyVersion>> = registry
                 .all_in_effect(as_of)
@@ -745,13 +774,19 @@ impl Service {
             let started = std::time::Instant::now();
             let records = store.student_records(None)?;
             let loaded = started.elapsed();
-            let (facts, bad) = cohort_facts(
+            let stop =
+                || yield_to_batches && running.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            let Some((facts, bad)) = cohort_facts(
                 &records,
                 &requirements,
                 &incentives,
                 as_of,
                 cohort_threads(),
-            );
+                &stop,
+            ) else {
+                tracing::info!("cohort evaluation left for a batch");
+                return Ok(None);
+            };
             tracing::info!(
                 students = records.len(),
                 load_ms = loaded.as_millis() as u64,
@@ -766,35 +801,34 @@ impl Service {
                     "stored records do not read; the reports leave them out"
                 );
             }
-            Ok(Arc::new(CohortFacts {
+            Ok(Some(Arc::new(CohortFacts {
                 key,
                 _registry: registry,
                 requirements,
                 incentives,
                 facts,
-            }))
+            })))
         })
         .await?;
-        *slot = Some(computed.clone());
+        if let Some(c) = &computed {
+            *slot = Some(c.clone());
+        }
         Ok(computed)
     }
 
     /// Keeps the cohort's evaluation current in the background, so a report after a change of
     /// the records does not wait for it: once a second, when the records or the policies have
-    /// changed and then stayed unchanged for a second, and no batch of this process is running
-    /// or ended in the last two seconds (batches come first, and often come in a row),
-    /// evaluates again for the date last asked for (at first, today).
+    /// changed and then stayed unchanged for a second, and no batch of this process is running,
+    /// evaluates again for the date last asked for (at first, today); a batch that starts
+    /// meanwhile makes it give up (batches come first).
     pub async fn keep_cohort_warm(self) {
         let mut last_seen: Option<i64> = None;
         loop {
             tokio::time::sleep(WARM_POLL).await;
-            let since_batch = chrono::Utc::now().timestamp_millis()
-                - self.batch_ended.load(std::sync::atomic::Ordering::Relaxed);
             if self
                 .batches_running
                 .load(std::sync::atomic::Ordering::Relaxed)
                 > 0
-                || since_batch < 2 * WARM_POLL.as_millis() as i64
             {
                 continue;
             }
@@ -819,7 +853,7 @@ impl Service {
             if current || !settled {
                 continue;
             }
-            if let Err(e) = self.cohort(as_of).await {
+            if let Err(e) = self.cohort_unless_batches(as_of, true).await {
                 tracing::warn!(error = %e.chain(), "cannot evaluate the cohort for the reports");
             }
         }
@@ -1222,5 +1256,30 @@ impl BudgetReport {
             })
             .collect();
         csv_table(header, rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_cohort_evaluation_gives_way_when_asked_to_stop_and_skips_unreadable_records() {
+        let registry = Registry::load_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")).unwrap();
+        let as_of = NaiveDate::from_ymd_opt(2024, 6, 1).unwrap();
+        let incentives: Vec<_> = registry
+            .all_in_effect(as_of)
+            .filter(|v| v.meta.kind.is_incentive())
+            .cloned()
+            .collect();
+        let mut records: Vec<String> = (0..2000)
+            .map(|i| format!(r#"{{"student_id": "S-{i}"}}"#))
+            .collect();
+        records.push("not a record".into());
+        assert!(cohort_facts(&records, &[], &incentives, as_of, 2, &|| true).is_none());
+        let (facts, bad) = cohort_facts(&records, &[], &incentives, as_of, 2, &|| false).unwrap();
+        assert_eq!((facts.len(), bad), (2000, 1));
+        assert!(facts.iter().all(|f| f.eligible.len() == incentives.len()));
     }
 }
