@@ -97,7 +97,19 @@ where
     P::schemas(&mut schemas);
     let components = doc.components.get_or_insert_with(Default::default);
     for (name, schema) in schemas {
-        components.schemas.entry(name).or_insert(schema);
+        match components.schemas.entry(name) {
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(schema);
+            }
+            // Two types under one name would be documented as whichever came first (a report's
+            // `Step` once took the place of the decision's): the document's tests build it in a
+            // debug build, where this stops them.
+            std::collections::btree_map::Entry::Occupied(o) => debug_assert!(
+                *o.get() == schema,
+                "two different types are documented as the schema {}",
+                o.key()
+            ),
+        }
     }
 }
 

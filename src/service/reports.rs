@@ -573,7 +573,7 @@ type StepCounts = Vec<(u64, u64)>;
 
 /// One step of the pathway.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct Step {
+pub struct PathwayStep {
     pub code: String,
     pub label: String,
 }
@@ -611,7 +611,7 @@ pub struct ProgressionReport {
     pub suppress_below: u64,
     /// The steps in pathway order: each criterion of the requirement policy, then
     /// `endorsement_earned`, `eligible_for_incentive`, `awarded`, `enrolled_or_employed`.
-    pub steps: Vec<Step>,
+    pub steps: Vec<PathwayStep>,
     pub total: ProgressionRow,
     pub groups: Vec<ProgressionRow>,
 }
@@ -889,7 +889,7 @@ impl Service {
             .collect();
         // The steps: the requirement's criteria in the order its script checks them (the
         // order of any decision's reasons), then what follows the endorsement.
-        let mut steps: Vec<Step> = Vec::new();
+        let mut steps: Vec<PathwayStep> = Vec::new();
         let criteria: Vec<String> = requirement
             .as_ref()
             .map(|r| r.meta.criteria.keys().cloned().collect())
@@ -906,7 +906,7 @@ impl Service {
             }
             for &i in &order {
                 let code = &criteria[i];
-                steps.push(Step {
+                steps.push(PathwayStep {
                     code: code.clone(),
                     label: r.meta.criteria[code].label.clone(),
                 });
@@ -921,7 +921,7 @@ impl Service {
                 "Enrolled in college or offered a job",
             ),
         ] {
-            steps.push(Step {
+            steps.push(PathwayStep {
                 code: code.into(),
                 label: label.into(),
             });
