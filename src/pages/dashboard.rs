@@ -569,33 +569,29 @@ pub async fn dashboard_csv(
         "awards.csv" => r.awards.to_csv()?,
         "reach.csv" => {
             let reach = reach(&r.progression, &r.awards, student_group);
-            let mut w = csv::Writer::from_writer(Vec::new());
-            let fail =
-                |e: csv::Error| PageError::from(crate::service::ServiceError::internal("CSV", e));
-            w.write_record([
+            let header = [
                 "group",
                 "students",
                 "cohort_share",
                 "granted",
                 "award_share",
-            ])
-            .map_err(fail)?;
-            for row in reach.rows {
-                w.write_record([
-                    crate::service::ledger::csv_cell(&row.group),
-                    row.students,
-                    row.cohort_share,
-                    row.granted,
-                    row.award_share,
-                ])
-                .map_err(fail)?;
-            }
-            w.into_inner().map_err(|e| {
-                PageError::from(crate::service::ServiceError::internal(
-                    "CSV",
-                    e.into_error(),
-                ))
-            })?
+            ];
+            crate::service::reports::csv_table(
+                header.map(String::from).to_vec(),
+                reach
+                    .rows
+                    .into_iter()
+                    .map(|row| {
+                        vec![
+                            row.group,
+                            row.students,
+                            row.cohort_share,
+                            row.granted,
+                            row.award_share,
+                        ]
+                    })
+                    .collect(),
+            )?
         }
         other => return Err(PageError::not_found(format!("no table {other:?}"))),
     };

@@ -170,6 +170,25 @@ impl AwardQueue {
     }
 }
 
+/// Decides and records `jobs` in one transaction, run again (up to three more times) when the
+/// database aborts it to resolve contention: the award writer's and the award batches' way in.
+pub(crate) fn record_awards(
+    store: &Store,
+    jobs: &[AwardJob],
+) -> Result<Vec<Result<AwardOutcome, StoreError>>, StoreError> {
+    let mut outcome = store.award_batch(jobs);
+    for _ in 0..3 {
+        match &outcome {
+            Err(e) if crate::store::awards::is_retryable(e) => {
+                tracing::warn!(error = %e, "award transaction aborted by the database; retrying");
+                outcome = store.award_batch(jobs);
+            }
+            _ => break,
+        }
+    }
+    outcome
+}
+
 fn writer(store: Store, rx: mpsc::Receiver<(AwardJob, Reply)>) {
     let mut last_sweep: Option<Instant> = None;
     while let Ok(first) = rx.recv() {
@@ -181,17 +200,7 @@ fn writer(store: Store, rx: mpsc::Receiver<(AwardJob, Reply)>) {
             }
         }
         let jobs: Vec<AwardJob> = batch.iter().map(|(j, _)| j.clone()).collect();
-        let mut outcome = store.award_batch(&jobs);
-        for _ in 0..3 {
-            match &outcome {
-                Err(e) if crate::store::awards::is_retryable(e) => {
-                    tracing::warn!(error = %e, "award transaction aborted by the database; retrying");
-                    outcome = store.award_batch(&jobs);
-                }
-                _ => break,
-            }
-        }
-        match outcome {
+        match record_awards(&store, &jobs) {
             Ok(results) => {
                 for ((_, reply), result) in batch.into_iter().zip(results) {
                     let _ = reply.send(result.map_err(ServiceError::from).and_then(receipt));

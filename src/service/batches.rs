@@ -375,11 +375,8 @@ impl Service {
                             format!("at most {MAX_STUDENTS} students per batch"),
                         ));
                     }
-                    let found: std::collections::HashSet<String> = store
-                        .student_records_of(&ids)?
-                        .into_iter()
-                        .map(|(id, _)| id)
-                        .collect();
+                    let found: std::collections::HashSet<String> =
+                        store.stored_student_ids(&ids)?.into_iter().collect();
                     let unknown: Vec<&String> =
                         ids.iter().filter(|id| !found.contains(*id)).collect();
                     if let Some(first) = unknown.first() {
@@ -508,17 +505,15 @@ impl Service {
                         continue;
                     }
                     failures.remove(&id);
+                    tracing::error!(batch = %id, error = %e.chain(), "batch failed");
+                    let store = self.store().clone();
+                    let (me, message) = (runner.clone(), e.to_string());
+                    if let Err(e) = blocking(move || {
+                        Ok(store.finish_batch(&id, &me, "failed", Some(&message))?)
+                    })
+                    .await
                     {
-                        tracing::error!(batch = %id, error = %e.chain(), "batch failed");
-                        let store = self.store().clone();
-                        let (me, message) = (runner.clone(), e.to_string());
-                        if let Err(e) = blocking(move || {
-                            Ok(store.finish_batch(&id, &me, "failed", Some(&message))?)
-                        })
-                        .await
-                        {
-                            tracing::error!(error = %e.chain(), "cannot record a batch's failure");
-                        }
+                        tracing::error!(error = %e.chain(), "cannot record a batch's failure");
                     }
                     continue;
                 }
@@ -788,16 +783,8 @@ impl Service {
         if jobs.is_empty() {
             return Ok(());
         }
-        let mut outcome = self.store().award_batch(&jobs);
-        for _ in 0..3 {
-            match &outcome {
-                Err(e) if crate::store::awards::is_retryable(e) => {
-                    outcome = self.store().award_batch(&jobs)
-                }
-                _ => break,
-            }
-        }
-        for ((i, line), result) in at.into_iter().zip(outcome?) {
+        let outcome = super::awards::record_awards(self.store(), &jobs)?;
+        for ((i, line), result) in at.into_iter().zip(outcome) {
             let l = &mut evaluated[i].0[line];
             match result {
                 Ok(AwardOutcome::Recorded(r) | AwardOutcome::Replayed(r)) => {

@@ -127,7 +127,7 @@ pub enum StudentGroupBy {
 }
 
 /// The part of a stored record the groupings read (everything else is skipped unparsed).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 struct GroupFields {
     #[serde(default)]
     school_id: Option<String>,
@@ -137,17 +137,47 @@ struct GroupFields {
     demographics: Option<DemographicsOnly>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct AreaOnly {
     area: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 struct DemographicsOnly {
     #[serde(default)]
     gender: Option<String>,
     #[serde(default)]
     race_ethnicity: Option<Vec<String>>,
+}
+
+impl GroupFields {
+    /// The fields of a parsed record.
+    fn of(s: &Student) -> Self {
+        Self {
+            school_id: s.school_id.clone(),
+            endorsements: s.endorsements.as_ref().map(|list| {
+                list.iter()
+                    .map(|e| AreaOnly {
+                        area: e.area.as_str().to_string(),
+                    })
+                    .collect()
+            }),
+            demographics: s.demographics.as_ref().map(|d| DemographicsOnly {
+                gender: d.gender.clone(),
+                race_ethnicity: d.race_ethnicity.clone(),
+            }),
+        }
+    }
+}
+
+impl From<StudentGroupBy> for AwardsGroupBy {
+    fn from(by: StudentGroupBy) -> Self {
+        match by {
+            StudentGroupBy::School => Self::School,
+            StudentGroupBy::Gender => Self::Gender,
+            StudentGroupBy::RaceEthnicity => Self::RaceEthnicity,
+        }
+    }
 }
 
 /// The groups a record counts in, for one dimension (several for areas and race/ethnicity).
@@ -417,9 +447,8 @@ pub fn awards_report(
 /// What one student's record and decisions say, for the progression and budget reports.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    school: Option<String>,
-    gender: Option<String>,
-    races: Vec<String>,
+    /// What the record says about the student's groups (as the awards report reads them).
+    groups: GroupFields,
     student_id: String,
     /// Areas the record lists (earned or in progress), and whether each is earned.
     areas: Vec<(EndorsementArea, bool)>,
@@ -450,13 +479,8 @@ pub fn cohort_facts(
         .collect();
     let one = |text: &String| -> Option<Facts> {
         let student = Student::from_json(text).ok()?;
-        let demographics = student.demographics.as_ref();
         let mut facts = Facts {
-            school: student.school_id.clone(),
-            gender: demographics.and_then(|d| d.gender.clone()),
-            races: demographics
-                .and_then(|d| d.race_ethnicity.clone())
-                .unwrap_or_default(),
+            groups: GroupFields::of(&student),
             student_id: student.student_id.clone(),
             areas: student
                 .endorsements
@@ -931,7 +955,7 @@ impl Service {
         let on_pathway: Vec<(&Facts, Vec<bool>)> = cohort
             .facts
             .iter()
-            .filter(|f| school.is_none() || f.school.as_deref() == school)
+            .filter(|f| school.is_none() || f.groups.school_id.as_deref() == school)
             .filter(|f| f.areas.iter().any(|(a, _)| *a == area))
             .map(|f| {
                 let passed = requirement_index.and_then(|i| f.requirements[i]);
@@ -993,24 +1017,7 @@ impl Service {
         if let Some(by) = q.group_by {
             let mut members: BTreeMap<String, Vec<&Vec<bool>>> = BTreeMap::new();
             for (f, reached) in &on_pathway {
-                let keys: Vec<String> = match by {
-                    StudentGroupBy::School => {
-                        vec![f.school.clone().unwrap_or_else(|| NOT_RECORDED.into())]
-                    }
-                    StudentGroupBy::Gender => {
-                        vec![f.gender.clone().unwrap_or_else(|| NOT_RECORDED.into())]
-                    }
-                    StudentGroupBy::RaceEthnicity => {
-                        let mut r = f.races.clone();
-                        r.sort();
-                        r.dedup();
-                        if r.is_empty() {
-                            vec![NOT_RECORDED.into()]
-                        } else {
-                            r
-                        }
-                    }
-                };
+                let keys = groups_of(by.into(), &f.groups);
                 for k in keys {
                     members.entry(k).or_default().push(reached);
                 }
@@ -1132,7 +1139,7 @@ impl Service {
 }
 
 /// CSV of a report table: text cells that a spreadsheet would run as formulas are neutralised.
-fn csv_table(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, ServiceError> {
+pub fn csv_table(header: Vec<String>, rows: Vec<Vec<String>>) -> Result<Vec<u8>, ServiceError> {
     let fail = |e: csv::Error| ServiceError::internal("encoding a report as CSV", e);
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&header).map_err(fail)?;

@@ -349,6 +349,20 @@ impl Store {
             .load(c))?)
     }
 
+    /// Which of `ids` are stored (their records not read).
+    pub fn stored_student_ids(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for part in ids.chunks(LOOKUP_IDS) {
+            let found: Vec<String> = with_conn!(&mut *conn, |c| students::table
+                .filter(students::student_id.eq_any(part))
+                .select(students::student_id)
+                .load(c))?;
+            out.extend(found);
+        }
+        Ok(out)
+    }
+
     /// The stored records (JSON text) of `ids` that exist, as `(id, record)`, in no set order.
     pub fn student_records_of(&self, ids: &[String]) -> Result<Vec<(String, String)>, StoreError> {
         let mut conn = self.conn()?;
