@@ -19,6 +19,7 @@ use crate::service::reports::{
     AwardsGroupBy, AwardsReport, BudgetReport, Period, ProgressionQuery, ProgressionReport,
     StudentGroupBy,
 };
+use crate::service::ServiceError;
 
 /// The dashboard's filters, from its query string (every one optional).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,65 +94,93 @@ struct Reports {
 }
 
 /// Reads the reports for the filters; a bad filter is a message for its field.
+/// Each report the dashboard shows, for the filters (the same service calls as the API's).
+impl Filters {
+    async fn progression(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+    ) -> Result<ProgressionReport, ServiceError> {
+        let query = ProgressionQuery {
+            school_id: Self::non_empty(&self.school_id),
+            area: Self::non_empty(&self.area),
+            as_of: None,
+            group_by: Some(self.group_by().0),
+        };
+        state.service.progression_report(caller, query).await
+    }
+
+    fn period(&self) -> Period {
+        Period {
+            from: Self::non_empty(&self.from),
+            to: Self::non_empty(&self.to),
+        }
+    }
+
+    /// Awards by group, of the students on the same pathway (and school) as the cohort beside
+    /// them.
+    async fn awards(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+    ) -> Result<AwardsReport, ServiceError> {
+        let area = Self::non_empty(&self.area).unwrap_or_else(|| {
+            EndorsementArea::ManufacturingEngineeringTechnologyTrades
+                .as_str()
+                .into()
+        });
+        let school = Self::non_empty(&self.school_id);
+        let group = self.group_by().1;
+        let period = self.period();
+        state
+            .service
+            .awards_report(caller, group, period, school, Some(area))
+            .await
+    }
+
+    /// Money committed by month.
+    async fn burn(&self, state: &AppState, caller: &Caller) -> Result<AwardsReport, ServiceError> {
+        let school = Self::non_empty(&self.school_id);
+        let period = self.period();
+        state
+            .service
+            .awards_report(caller, AwardsGroupBy::Month, period, school, None)
+            .await
+    }
+}
+
+/// A filter's problem as (field, message) for the form; any other failure is the page's.
+fn filter_problem(e: ServiceError) -> Result<(&'static str, String), PageError> {
+    match e {
+        ServiceError::Invalid { field, message } => Ok((
+            match field.as_str() {
+                "area" => "area",
+                "to" => "to",
+                _ => "from",
+            },
+            message,
+        )),
+        other => Err(other.into()),
+    }
+}
+
+/// Reads the reports for the filters; a bad filter is a message for its field.
 async fn reports(
     state: &AppState,
     caller: &Caller,
     f: &Filters,
 ) -> Result<Result<Reports, (&'static str, String)>, PageError> {
-    let (student_group, award_group) = f.group_by();
-    let school = Filters::non_empty(&f.school_id);
-    let period = Period {
-        from: Filters::non_empty(&f.from),
-        to: Filters::non_empty(&f.to),
+    let found = async {
+        Ok::<_, ServiceError>(Reports {
+            progression: f.progression(state, caller).await?,
+            awards: f.awards(state, caller).await?,
+            burn: f.burn(state, caller).await?,
+            budget: state.service.budget_report(caller, None).await?,
+        })
     };
-    let progression = state
-        .service
-        .progression_report(
-            caller,
-            ProgressionQuery {
-                school_id: school.clone(),
-                area: Filters::non_empty(&f.area),
-                as_of: None,
-                group_by: Some(student_group),
-            },
-        )
-        .await;
-    // The awards beside the cohort are those of the same pathway (and school).
-    let area = Some(Filters::non_empty(&f.area).unwrap_or_else(|| {
-        EndorsementArea::ManufacturingEngineeringTechnologyTrades
-            .as_str()
-            .into()
-    }));
-    let awards = state
-        .service
-        .awards_report(caller, award_group, period.clone(), school.clone(), area)
-        .await;
-    let burn = state
-        .service
-        .awards_report(caller, AwardsGroupBy::Month, period, school, None)
-        .await;
-    let budget = state.service.budget_report(caller, None).await;
-    let field = |e: crate::service::ServiceError| -> Result<(&'static str, String), PageError> {
-        match e {
-            crate::service::ServiceError::Invalid { field, message } => Ok((
-                match field.as_str() {
-                    "area" => "area",
-                    "to" => "to",
-                    _ => "from",
-                },
-                message,
-            )),
-            other => Err(other.into()),
-        }
-    };
-    Ok(match (progression, awards, burn, budget) {
-        (Ok(progression), Ok(awards), Ok(burn), Ok(budget)) => Ok(Reports {
-            progression,
-            awards,
-            burn,
-            budget,
-        }),
-        (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => Err(field(e)?),
+    Ok(match found.await {
+        Ok(r) => Ok(r),
+        Err(e) => Err(filter_problem(e)?),
     })
 }
 
@@ -557,18 +586,28 @@ pub async fn dashboard_csv(
 ) -> Result<HttpResponse, PageError> {
     let caller = super::caller(&req)?;
     let f = filters.into_inner();
-    let r = match reports(&state, &caller, &f).await? {
-        Ok(r) => r,
-        Err((_, message)) => return Err(PageError::bad_request(message)),
+    // Only the report the table comes from; a filter that does not read is a bad request.
+    let bad = |e: ServiceError| -> PageError {
+        match filter_problem(e) {
+            Ok((_, message)) => PageError::bad_request(message),
+            Err(page) => page,
+        }
     };
-    let (student_group, _) = f.group_by();
+    let (state, caller) = (&state, &caller);
     let body = match table.as_str() {
-        "progression.csv" => r.progression.to_csv()?,
-        "budget.csv" => r.budget.to_csv()?,
-        "burn.csv" => r.burn.to_csv()?,
-        "awards.csv" => r.awards.to_csv()?,
+        "progression.csv" => f.progression(state, caller).await.map_err(bad)?.to_csv()?,
+        "budget.csv" => state
+            .service
+            .budget_report(caller, None)
+            .await
+            .map_err(bad)?
+            .to_csv()?,
+        "burn.csv" => f.burn(state, caller).await.map_err(bad)?.to_csv()?,
+        "awards.csv" => f.awards(state, caller).await.map_err(bad)?.to_csv()?,
         "reach.csv" => {
-            let reach = reach(&r.progression, &r.awards, student_group);
+            let progression = f.progression(state, caller).await.map_err(bad)?;
+            let awards = f.awards(state, caller).await.map_err(bad)?;
+            let reach = reach(&progression, &awards, f.group_by().0);
             let header = [
                 "group",
                 "students",

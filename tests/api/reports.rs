@@ -523,3 +523,80 @@ async fn reports_follow_every_change_of_the_records_whoever_makes_it() {
         .unwrap();
     assert_eq!(ima["eligible_unawarded"], 24);
 }
+
+/// Each table of the dashboard downloads as CSV with the page's filters; only the report the
+/// table comes from is read, so a date filter does not touch the progression's table.
+#[tokio::test]
+async fn each_dashboard_table_downloads_as_csv() {
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    import(
+        &app,
+        (0..12)
+            .map(|i| complete(&format!("D-{i:02}"), "female"))
+            .collect(),
+    )
+    .await;
+    let secret = crate::helpers::new_key(
+        &app.database_url,
+        eligo::service::access::Role::Auditor,
+        None,
+    );
+    let (b, _) = crate::helpers::sign_in_browser(&app, &secret).await;
+    for (table, header) in [
+        (
+            "progression.csv",
+            "group,students,step,label,reached,through",
+        ),
+        (
+            "reach.csv",
+            "group,students,cohort_share,granted,award_share",
+        ),
+        (
+            "budget.csv",
+            "policy_id,title,sponsor,award_kind,total_cents",
+        ),
+        ("burn.csv", "group,students,granted,denied"),
+    ] {
+        let res = b
+            .get(app.url(&format!("/dashboard/{table}?group=gender")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{table}");
+        assert_eq!(res.headers()["content-type"], "text/csv; charset=utf-8");
+        assert!(res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(table));
+        let text = res.text().await.unwrap();
+        assert!(text.starts_with(header), "{table}: {text}");
+    }
+    let reach = b
+        .get(app.url("/dashboard/reach.csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(reach.contains("female,12,100%,0,"), "{reach}");
+    let bad = b
+        .get(app.url("/dashboard/burn.csv?from=spring"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    assert!(bad.text().await.unwrap().contains("YYYY-MM-DD"));
+    let fine = b
+        .get(app.url("/dashboard/progression.csv?from=spring"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status().as_u16(), 200);
+    let none = b
+        .get(app.url("/dashboard/secrets.csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status().as_u16(), 404);
+}
