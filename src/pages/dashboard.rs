@@ -697,6 +697,10 @@ pub async fn start_batch(
 #[template(path = "batch.html")]
 struct BatchPage {
     chrome: Chrome,
+    /// The policies by title (absent: every policy that concerns each student).
+    policies: Option<String>,
+    /// When it was asked for, to the minute (UTC).
+    started: String,
     batch: BatchView,
     percent: u64,
     counts: Vec<(String, i64)>,
@@ -729,8 +733,22 @@ pub async fn batch(
     } else {
         100
     };
+    let registry = state.service.registry();
+    let policies = batch.policy_ids.as_ref().map(|ids| {
+        ids.iter()
+            .map(|id| {
+                registry
+                    .in_effect(id, batch.as_of)
+                    .map_or_else(|| id.clone(), |v| v.meta.title.clone())
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    let started = super::to_the_minute(&batch.created_at);
     let page = BatchPage {
         chrome: Chrome::of(&req),
+        policies,
+        started,
         counts: batch.counts.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         percent,
         refreshing,

@@ -180,6 +180,12 @@ impl ResponseError for PageError {
     }
 }
 
+/// A stored time (RFC 3339, UTC) as pages show it: to the minute, `2026-12-07 12:56 UTC` (the
+/// seconds' fractions only crowd a page).
+pub fn to_the_minute(t: &str) -> String {
+    format!("{} UTC", t.get(..16).unwrap_or(t).replace('T', " "))
+}
+
 /// A rendered page with status 200.
 pub fn html(page: impl Template) -> Result<HttpResponse, PageError> {
     html_with(StatusCode::OK, page)

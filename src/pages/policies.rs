@@ -96,9 +96,7 @@ pub async fn list(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRe
                             published: p
                                 .published_at
                                 .as_deref()
-                                .map(|t| {
-                                    format!("{} UTC", t.get(..16).unwrap_or(t).replace('T', " "))
-                                })
+                                .map(super::to_the_minute)
                                 .unwrap_or_default(),
                         }
                     })

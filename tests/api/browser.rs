@@ -554,6 +554,10 @@ async fn a_program_officer_reads_the_dashboard_and_runs_a_batch_in_a_browser() {
         .unwrap();
     assert_eq!(tables.len(), 4, "a CSV download for each table");
     check(&c, &axe, "dashboard").await;
+    // The whole page, to look at every chart and table below the first screen.
+    c.set_window_size(1280, 3600).await.unwrap();
+    check(&c, &axe, "dashboard-whole").await;
+    c.set_window_size(1280, 1400).await.unwrap();
 
     // A date that is not one: the message sits by the field.
     fill(&c, "from", "last spring").await;
